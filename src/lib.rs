@@ -1,0 +1,4 @@
+//! placeholder
+pub mod frame;
+pub mod hex;
+pub mod protocol;
