@@ -1,0 +1,79 @@
+//! `mdbroker`: the Majordomo broker daemon. Flags become a [`Config`] and a
+//! list of endpoints; everything else lives in the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use majordomo::broker::{Config, Server};
+
+/// A Majordomo Protocol broker (MDP/0.1 and MDP/0.2 on one socket, with MMI).
+#[derive(Parser, Debug)]
+#[command(name = "mdbroker", version, about)]
+struct Args {
+    /// Log every command in and out (RUST_LOG also works as usual).
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// Endpoint to bind; repeat for several (tcp://, ipc://).
+    #[arg(long = "bind", value_name = "ENDPOINT", default_value = "tcp://*:5555")]
+    binds: Vec<String>,
+
+    /// Interval between heartbeats to and from each worker, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_interval: u64,
+
+    /// Missed heartbeat intervals after which a worker is dead.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    heartbeat_liveness: u32,
+
+    /// How long a busy worker that does not heartbeat while busy (classic
+    /// single-threaded workers) may take on one request before it is taken
+    /// for dead and its request is given to another worker, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    busy_timeout: u64,
+
+    /// How long a request may wait in its service's queue for a worker
+    /// before it is dropped, in milliseconds; 0 keeps requests forever.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    request_timeout: u64,
+
+    /// How many workers one request may be handed to (after each dies while
+    /// holding it) before the broker drops it.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    max_deliveries: u32,
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        Config {
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval),
+            heartbeat_liveness: self.heartbeat_liveness,
+            busy_timeout: Duration::from_millis(self.busy_timeout),
+            request_timeout: (self.request_timeout > 0).then(|| Duration::from_millis(self.request_timeout)),
+            max_deliveries: self.max_deliveries,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if args.verbose {
+        logger.filter_level(log::LevelFilter::Debug);
+    }
+    logger.init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mdbroker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), majordomo::broker::ServerError> {
+    let server = Server::bind(&args.binds, args.config())?;
+    server.stop_on_signals()?;
+    server.run()
+}

@@ -1,0 +1,56 @@
+//! The broker's tunables, with the defaults operators get from `mdbroker`.
+//! Each derived figure (such as the silence after which a worker is dead)
+//! is computed here and nowhere else.
+
+use std::time::Duration;
+
+/// How the broker times heartbeats, expiry and redelivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How often the broker sends HEARTBEAT to each worker, and how often it
+    /// expects to hear from each worker.
+    pub heartbeat_interval: Duration,
+    /// How many intervals of silence make a worker dead (7/MDP: usually 3-5).
+    pub heartbeat_liveness: u32,
+    /// How long a busy worker that has never heartbeated while busy may stay
+    /// silent before it is taken for dead. Classic single-threaded workers
+    /// (zguide mdwrkapi) cannot heartbeat while the application works.
+    pub busy_timeout: Duration,
+    /// How long a request may wait in its service's queue for a worker
+    /// before it is dropped; `None` keeps it until a worker takes it.
+    pub request_timeout: Option<Duration>,
+    /// How many times one request is handed to a worker before the broker
+    /// gives up on it (a request that kills every worker must not loop).
+    pub max_deliveries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            heartbeat_interval: Duration::from_millis(2500),
+            heartbeat_liveness: 3,
+            busy_timeout: Duration::from_secs(300),
+            request_timeout: Some(Duration::from_secs(60)),
+            max_deliveries: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Silence after which a worker is dead: liveness x interval.
+    pub fn expiry(&self) -> Duration {
+        self.heartbeat_interval * self.heartbeat_liveness
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_liveness_times_interval() {
+        let config = Config { heartbeat_interval: Duration::from_millis(100), heartbeat_liveness: 4, ..Config::default() };
+        assert_eq!(config.expiry(), Duration::from_millis(400));
+        assert_eq!(Config::default().expiry(), Duration::from_millis(7500));
+    }
+}

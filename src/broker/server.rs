@@ -1,0 +1,247 @@
+//! The broker's I/O loop: one ROUTER socket, bound to every endpoint given,
+//! owned by one thread together with the [`Broker`] state.
+//!
+//! The loop is: poll (the socket, and a stop pipe) until the broker's next
+//! deadline; receive what is waiting; feed it to the broker; send what the
+//! broker queued; do what is due. Nothing here knows the protocol.
+//!
+//! Sends never block: the socket is in `ROUTER_MANDATORY` mode and every
+//! send is non-blocking, so a message for a peer that is gone, or whose
+//! queue is full, fails at once instead of stalling everyone. A failed send
+//! to a registered worker tells the broker that worker is unreachable (and
+//! its request goes to another worker at once, rather than after its
+//! heartbeat expiry); a failed send to a client drops that reply.
+//!
+//! Stopping is a byte written to a pipe the loop polls: the same path serves
+//! SIGTERM/SIGINT (through `signal-hook`) and [`StopHandle::stop`] for
+//! programs and tests that run a broker on a thread.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+
+use super::{Broker, Config, Outbound, Recipient};
+use crate::frame::{self, Frame};
+
+/// How long the socket may spend flushing DISCONNECTs when the broker stops.
+const LINGER: Duration = Duration::from_millis(500);
+/// Messages received in one go before timers get a turn.
+const RECV_BATCH: usize = 1024;
+
+/// Why the broker could not start or had to stop.
+#[derive(Debug)]
+pub enum ServerError {
+    /// An endpoint could not be bound (in use, malformed, no such interface).
+    Bind {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What libzmq said.
+        source: zmq::Error,
+    },
+    /// A socket call failed.
+    Zmq(zmq::Error),
+    /// The stop pipe or signal registration failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Bind { endpoint, source } => write!(f, "cannot bind {endpoint}: {source}"),
+            ServerError::Zmq(e) => write!(f, "socket error: {e}"),
+            ServerError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<zmq::Error> for ServerError {
+    fn from(e: zmq::Error) -> ServerError {
+        ServerError::Zmq(e)
+    }
+}
+
+impl From<io::Error> for ServerError {
+    fn from(e: io::Error) -> ServerError {
+        ServerError::Io(e)
+    }
+}
+
+/// Stops a running [`Server`] from another thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    pipe: Arc<UnixStream>,
+}
+
+impl StopHandle {
+    /// Asks the server to send DISCONNECT to its workers and return.
+    pub fn stop(&self) {
+        // A full pipe already holds a stop request, so an error is harmless.
+        let _ = (&*self.pipe).write(&[1]);
+    }
+}
+
+/// A bound broker, ready to [`run`](Server::run).
+pub struct Server {
+    socket: zmq::Socket,
+    endpoints: Vec<String>,
+    broker: Broker,
+    stop_rx: UnixStream,
+    stop_tx: Arc<UnixStream>,
+    // Dropped last: terminating the context waits for the socket's linger.
+    _context: zmq::Context,
+}
+
+impl Server {
+    /// Creates the ROUTER socket and binds every endpoint.
+    pub fn bind<S: AsRef<str>>(endpoints: &[S], config: Config) -> Result<Server, ServerError> {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::ROUTER)?;
+        socket.set_router_mandatory(true)?;
+        socket.set_router_handover(true)?;
+        socket.set_linger(LINGER.as_millis() as i32)?;
+        let mut bound = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let endpoint = endpoint.as_ref();
+            socket
+                .bind(endpoint)
+                .map_err(|source| ServerError::Bind { endpoint: endpoint.to_owned(), source })?;
+            let resolved = match socket.get_last_endpoint()? {
+                Ok(resolved) => resolved,
+                Err(_) => endpoint.to_owned(),
+            };
+            info!("listening on {resolved}");
+            bound.push(resolved);
+        }
+        let (stop_rx, stop_tx) = UnixStream::pair()?;
+        stop_rx.set_nonblocking(true)?;
+        stop_tx.set_nonblocking(true)?;
+        Ok(Server {
+            socket,
+            endpoints: bound,
+            broker: Broker::new(config),
+            stop_rx,
+            stop_tx: Arc::new(stop_tx),
+            _context: context,
+        })
+    }
+
+    /// The endpoints actually bound, with wildcard ports resolved (bind
+    /// `tcp://127.0.0.1:*` and read the port here).
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { pipe: Arc::clone(&self.stop_tx) }
+    }
+
+    /// Makes SIGINT and SIGTERM stop the server (as [`StopHandle::stop`]).
+    pub fn stop_on_signals(&self) -> Result<(), ServerError> {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::low_level::pipe::register(signal, self.stop_tx.try_clone()?)?;
+        }
+        Ok(())
+    }
+
+    /// Serves until stopped; then sends DISCONNECT to every worker.
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut outbox = Vec::new();
+        loop {
+            self.broker.tick(Instant::now());
+            self.flush(&mut outbox);
+            let (readable, stop) = self.wait()?;
+            if stop {
+                break;
+            }
+            if readable {
+                self.receive(&mut outbox)?;
+            }
+        }
+        self.broker.shutdown();
+        self.flush(&mut outbox);
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Polls until a message arrives, a stop is requested, or the broker's
+    /// next deadline. Returns (socket readable, stop requested).
+    fn wait(&mut self) -> Result<(bool, bool), ServerError> {
+        let timeout = match self.broker.next_deadline() {
+            Some(at) => millis_rounded_up(at.saturating_duration_since(Instant::now())),
+            None => -1,
+        };
+        let mut items = [
+            self.socket.as_poll_item(zmq::POLLIN),
+            zmq::PollItem::from_fd(self.stop_rx.as_raw_fd(), zmq::POLLIN),
+        ];
+        match zmq::poll(&mut items, timeout) {
+            Ok(_) => {}
+            Err(zmq::Error::EINTR) => return Ok((false, false)),
+            Err(e) => return Err(e.into()),
+        }
+        let [socket, stop] = &items;
+        let (readable, stop) = (socket.is_readable(), stop.is_readable());
+        Ok((readable, stop && self.stop_requested()))
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(self.stop_rx.read(&mut buf), Ok(n) if n > 0)
+    }
+
+    /// Receives what is waiting (up to a batch) and handles it.
+    fn receive(&mut self, outbox: &mut Vec<Outbound>) -> Result<(), ServerError> {
+        for _ in 0..RECV_BATCH {
+            let frames = match frame::recv_multipart(&mut self.socket, true) {
+                Ok(frames) => frames,
+                Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut frames = frames.into_iter();
+            let Some(identity) = frames.next() else { continue };
+            self.broker.handle(identity, frames.collect::<Vec<Frame>>(), Instant::now());
+            self.flush(outbox);
+        }
+        Ok(())
+    }
+
+    /// Sends everything the broker queued; tells it of unreachable workers,
+    /// which may queue more (a redelivered request), until nothing is left.
+    fn flush(&mut self, outbox: &mut Vec<Outbound>) {
+        loop {
+            self.broker.take_outbox(outbox);
+            if outbox.is_empty() {
+                return;
+            }
+            let mut unreachable = Vec::new();
+            for out in outbox.drain(..) {
+                if let Err(error) = frame::send_multipart(&mut self.socket, out.frames) {
+                    match out.recipient {
+                        Recipient::Worker(key) => unreachable.push((key, false)),
+                        Recipient::WorkerRequest(key) => unreachable.push((key, true)),
+                        Recipient::Client | Recipient::Departing => {
+                            debug!("message to a departed peer dropped: {error}")
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            for (key, request_lost) in unreachable {
+                self.broker.worker_unreachable(key, request_lost, now);
+            }
+        }
+    }
+}
+
+fn millis_rounded_up(d: Duration) -> i64 {
+    let millis = d.as_nanos().div_ceil(1_000_000);
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}

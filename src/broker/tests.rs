@@ -1,0 +1,516 @@
+//! Unit tests of the broker state machine: no sockets, time driven by hand.
+//! Each test names the rule of 7/MDP, 18/MDP or 8/MMI it proves.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const INTERVAL: Duration = Duration::from_millis(100);
+
+fn config() -> Config {
+    Config {
+        heartbeat_interval: INTERVAL,
+        heartbeat_liveness: 3,
+        busy_timeout: Duration::from_secs(10),
+        request_timeout: Some(Duration::from_secs(2)),
+        max_deliveries: 3,
+    }
+}
+
+/// A broker, a clock and what the broker sent.
+struct Harness {
+    broker: Broker,
+    now: Instant,
+}
+
+/// One sent message as bytes: (recipient identity, frames after it).
+type Sent = (Vec<u8>, Vec<Vec<u8>>);
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(config())
+    }
+
+    fn with(config: Config) -> Harness {
+        Harness { broker: Broker::new(config), now: Instant::now() }
+    }
+
+    fn send(&mut self, identity: &str, parts: &[&[u8]]) {
+        let frames = parts.iter().map(|p| Frame::from_slice(p)).collect();
+        self.broker.handle(Frame::from(identity), frames, self.now);
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.broker.tick(self.now);
+    }
+
+    fn sent(&mut self) -> Vec<Sent> {
+        let mut out = Vec::new();
+        self.broker.take_outbox(&mut out);
+        out.into_iter()
+            .map(|o| {
+                let mut frames = o.frames.iter().map(|f| f.to_vec());
+                (frames.next().unwrap_or_default(), frames.collect())
+            })
+            .collect()
+    }
+
+    fn outbound(&mut self) -> Vec<Outbound> {
+        let mut out = Vec::new();
+        self.broker.take_outbox(&mut out);
+        out
+    }
+
+    fn ready_v01(&mut self, worker: &str, service: &str) {
+        self.send(worker, &[b"", b"MDPW01", &[1], service.as_bytes()]);
+    }
+
+    fn ready_v02(&mut self, worker: &str, service: &str) {
+        self.send(worker, &[b"MDPW02", &[1], service.as_bytes()]);
+    }
+
+    fn request_v01(&mut self, client: &str, service: &str, body: &str) {
+        self.send(client, &[b"", b"MDPC01", service.as_bytes(), body.as_bytes()]);
+    }
+
+    fn request_v02(&mut self, client: &str, service: &str, body: &str) {
+        self.send(client, &[b"MDPC02", &[1], service.as_bytes(), body.as_bytes()]);
+    }
+}
+
+fn v(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.to_vec()).collect()
+}
+
+fn to(identity: &str, parts: &[&[u8]]) -> Sent {
+    (identity.as_bytes().to_vec(), v(parts))
+}
+
+fn disconnect_v01(identity: &str) -> Sent {
+    to(identity, &[b"", b"MDPW01", &[5]])
+}
+
+#[test]
+fn v01_request_reaches_worker_and_reply_reaches_client() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "hello");
+    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW01", &[2], b"c1", b"", b"hello"])]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"world"]);
+    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo", b"world"])]);
+}
+
+#[test]
+fn v02_partials_then_final_are_forwarded_in_order() {
+    let mut h = Harness::new();
+    h.ready_v02("w1", "stream");
+    h.request_v02("c1", "stream", "go");
+    assert_eq!(h.sent(), vec![to("w1", &[b"MDPW02", &[2], b"c1", b"", b"go"])]);
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"p1"]);
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"p2"]);
+    h.send("w1", &[b"MDPW02", &[4], b"c1", b"", b"done"]);
+    assert_eq!(
+        h.sent(),
+        vec![
+            to("c1", &[b"MDPC02", &[2], b"stream", b"p1"]),
+            to("c1", &[b"MDPC02", &[2], b"stream", b"p2"]),
+            to("c1", &[b"MDPC02", &[3], b"stream", b"done"]),
+        ]
+    );
+}
+
+#[test]
+fn peers_are_answered_in_the_framing_they_used() {
+    let mut h = Harness::new();
+    // majortomo-style MDP/0.2 with a leading empty frame, on both sides.
+    h.send("w1", &[b"", b"MDPW02", &[1], b"echo"]);
+    h.send("c1", &[b"", b"MDPC02", &[1], b"echo", b"x"]);
+    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW02", &[2], b"c1", b"", b"x"])]);
+    h.send("w1", &[b"", b"MDPW02", &[4], b"c1", b"", b"y"]);
+    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC02", &[3], b"echo", b"y"])]);
+}
+
+#[test]
+fn v02_client_served_by_v01_worker_gets_final() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v02("c2", "echo", "q");
+    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW01", &[2], b"c2", b"", b"q"])]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c2", b"", b"a"]);
+    assert_eq!(h.sent(), vec![to("c2", &[b"MDPC02", &[3], b"echo", b"a"])]);
+}
+
+#[test]
+fn v01_client_served_by_v02_worker_gets_only_the_final_as_its_reply() {
+    let mut h = Harness::new();
+    h.ready_v02("w2", "echo");
+    h.request_v01("c1", "echo", "q");
+    assert_eq!(h.sent(), vec![to("w2", &[b"MDPW02", &[2], b"c1", b"", b"q"])]);
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"partial"]);
+    assert_eq!(h.sent(), vec![], "a PARTIAL has no MDP/0.1 form and is dropped");
+    h.send("w2", &[b"MDPW02", &[4], b"c1", b"", b"final"]);
+    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo", b"final"])]);
+}
+
+#[test]
+fn multi_frame_bodies_pass_through_whole() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.send("c1", &[b"", b"MDPC01", b"echo", b"a", b"", b"c"]);
+    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW01", &[2], b"c1", b"", b"a", b"", b"c"])]);
+}
+
+#[test]
+fn requests_go_to_the_least_recently_used_idle_worker() {
+    let mut h = Harness::new();
+    for w in ["w1", "w2", "w3"] {
+        h.ready_v01(w, "echo");
+    }
+    h.request_v01("c1", "echo", "1");
+    h.request_v01("c2", "echo", "2");
+    let first: Vec<Vec<u8>> = h.sent().into_iter().map(|s| s.0).collect();
+    assert_eq!(first, vec![b"w1".to_vec(), b"w2".to_vec()]);
+    // w2 finishes first, then w1: the idle order is now w3, w2, w1.
+    h.send("w2", &[b"", b"MDPW01", &[3], b"c2", b"", b"r"]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"r"]);
+    h.sent();
+    for (c, expected) in [("c3", "w3"), ("c4", "w2"), ("c5", "w1")] {
+        h.request_v01(c, "echo", "x");
+        assert_eq!(h.sent()[0].0, expected.as_bytes());
+    }
+}
+
+#[test]
+fn requests_for_a_service_without_workers_wait_then_flow_when_one_registers() {
+    let mut h = Harness::new();
+    h.request_v01("c1", "late", "1");
+    h.request_v01("c2", "late", "2");
+    assert_eq!(h.broker.queued(b"late"), 2);
+    assert_eq!(h.sent(), vec![]);
+    h.ready_v01("w1", "late");
+    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW01", &[2], b"c1", b"", b"1"])]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"r"]);
+    let sent = h.sent();
+    assert_eq!(sent[0].0, b"c1");
+    assert_eq!(sent[1], to("w1", &[b"", b"MDPW01", &[2], b"c2", b"", b"2"]), "FIFO order");
+}
+
+#[test]
+fn queued_requests_expire_after_the_request_timeout() {
+    let mut h = Harness::new();
+    h.request_v01("c1", "nobody", "1");
+    h.advance(Duration::from_millis(1000));
+    h.request_v01("c2", "nobody", "2");
+    h.advance(Duration::from_millis(1001));
+    assert_eq!(h.broker.queued(b"nobody"), 1, "the first expired, the second still waits");
+    h.advance(Duration::from_millis(1000));
+    assert_eq!(h.broker.queued(b"nobody"), 0);
+    assert_eq!(h.broker.service_count(), 0, "an empty service is dropped");
+    h.ready_v01("w1", "nobody");
+    assert_eq!(h.sent(), vec![], "expired requests are not delivered");
+}
+
+#[test]
+fn no_request_timeout_keeps_requests() {
+    let mut h = Harness::with(Config { request_timeout: None, ..config() });
+    h.request_v01("c1", "nobody", "1");
+    h.advance(Duration::from_secs(3600));
+    assert_eq!(h.broker.queued(b"nobody"), 1);
+}
+
+#[test]
+fn broker_heartbeats_every_worker_each_interval() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "a");
+    h.ready_v02("w2", "b");
+    h.advance(INTERVAL);
+    let mut sent = h.sent();
+    sent.sort();
+    assert_eq!(sent, vec![to("w1", &[b"", b"MDPW01", &[4]]), to("w2", &[b"MDPW02", &[5]])]);
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.send("w2", &[b"MDPW02", &[5]]);
+    h.advance(INTERVAL);
+    assert_eq!(h.sent().len(), 2);
+}
+
+#[test]
+fn silent_worker_expires_after_liveness_times_interval() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.advance(INTERVAL * 2);
+    assert_eq!(h.broker.worker_count(), 1);
+    h.advance(INTERVAL);
+    assert_eq!(h.broker.worker_count(), 0);
+    h.request_v01("c1", "echo", "x");
+    assert!(h.sent().iter().all(|s| s.0 != b"c1" && s.1.get(2) != Some(&vec![2])));
+}
+
+#[test]
+fn any_command_counts_as_a_heartbeat() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    for i in 0..10 {
+        h.advance(INTERVAL);
+        let client = format!("c{i}");
+        h.request_v01(&client, "echo", "x");
+        h.send("w1", &[b"", b"MDPW01", &[3], client.as_bytes(), b"", b"y"]);
+    }
+    assert_eq!(h.broker.worker_count(), 1);
+}
+
+#[test]
+fn a_live_worker_ahead_of_a_dead_one_does_not_shield_it() {
+    let mut h = Harness::new();
+    h.ready_v01("alive", "echo");
+    h.ready_v01("dead", "echo");
+    for _ in 0..3 {
+        h.advance(INTERVAL);
+        h.send("alive", &[b"", b"MDPW01", &[4]]);
+    }
+    assert_eq!(h.broker.worker_count(), 1);
+    // The dead one is gone from the idle queue too.
+    h.request_v01("c1", "echo", "1");
+    h.request_v01("c2", "echo", "2");
+    let to_workers: Vec<Vec<u8>> = h.sent().into_iter().filter(|s| s.1.len() > 3).map(|s| s.0).collect();
+    assert_eq!(to_workers, vec![b"alive".to_vec()]);
+}
+
+#[test]
+fn busy_worker_that_never_heartbeats_while_busy_gets_the_busy_timeout() {
+    let mut h = Harness::new();
+    h.ready_v01("classic", "slow");
+    h.request_v01("c1", "slow", "x");
+    h.sent();
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.broker.worker_count(), 1, "a classic worker may be silent while busy");
+    h.send("classic", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
+    assert!(h.sent().iter().any(|s| s.0 == b"c1"));
+    h.request_v01("c2", "slow", "x");
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.broker.worker_count(), 0, "past the busy timeout it is dead");
+}
+
+#[test]
+fn busy_worker_that_heartbeats_while_busy_keeps_normal_liveness() {
+    let mut h = Harness::new();
+    h.ready_v01("modern", "slow");
+    h.request_v01("c1", "slow", "x");
+    h.advance(INTERVAL);
+    h.send("modern", &[b"", b"MDPW01", &[4]]);
+    h.advance(INTERVAL * 2);
+    assert_eq!(h.broker.worker_count(), 1);
+    h.advance(INTERVAL);
+    assert_eq!(h.broker.worker_count(), 0, "silent for liveness x interval while busy");
+}
+
+#[test]
+fn request_of_an_expired_worker_goes_to_the_next_worker() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.advance(INTERVAL);
+    h.request_v01("c1", "echo", "job");
+    h.advance(INTERVAL);
+    h.send("w1", &[b"", b"MDPW01", &[4]]); // w1 heartbeats while busy...
+    h.ready_v01("w2", "echo");
+    h.sent();
+    for _ in 0..3 {
+        h.advance(INTERVAL); // ...then w1 falls silent; w2 stays alive.
+        h.send("w2", &[b"", b"MDPW01", &[4]]);
+    }
+    let sent = h.sent();
+    assert!(sent.contains(&to("w2", &[b"", b"MDPW01", &[2], b"c1", b"", b"job"])), "{sent:?}");
+    h.send("w2", &[b"", b"MDPW01", &[3], b"c1", b"", b"ok"]);
+    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo", b"ok"])]);
+}
+
+#[test]
+fn request_of_a_disconnecting_worker_goes_back_to_the_head_of_the_queue() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "first");
+    h.request_v01("c2", "echo", "second");
+    h.sent();
+    h.send("w1", &[b"", b"MDPW01", &[5]]);
+    assert_eq!(h.sent(), vec![], "no DISCONNECT back to a worker that disconnected");
+    assert_eq!(h.broker.queued(b"echo"), 2);
+    h.ready_v01("w2", "echo");
+    assert_eq!(h.sent(), vec![to("w2", &[b"", b"MDPW01", &[2], b"c1", b"", b"first"])]);
+}
+
+#[test]
+fn a_request_is_dropped_after_max_deliveries() {
+    let mut h = Harness::new();
+    h.request_v01("c1", "crash", "poison");
+    for i in 0..3 {
+        let w = format!("w{i}");
+        h.ready_v01(&w, "crash");
+        assert_eq!(h.sent().len(), 1, "delivery {}", i + 1);
+        h.send(&w, &[b"", b"MDPW01", &[5]]);
+    }
+    assert_eq!(h.broker.queued(b"crash"), 0);
+    h.ready_v01("w9", "crash");
+    assert_eq!(h.sent(), vec![]);
+}
+
+#[test]
+fn unreachable_worker_is_deleted_and_an_undelivered_request_does_not_count() {
+    let mut h = Harness::with(Config { max_deliveries: 1, ..config() });
+    h.ready_v01("gone", "echo");
+    h.request_v01("c1", "echo", "x");
+    let out = h.outbound();
+    let Recipient::WorkerRequest(key) = out[0].recipient else { panic!("not a request") };
+    h.broker.worker_unreachable(key, true, h.now);
+    assert_eq!(h.broker.worker_count(), 0);
+    assert_eq!(h.broker.queued(b"echo"), 1, "the request never reached a worker");
+    h.ready_v01("w2", "echo");
+    assert_eq!(h.sent()[0].0, b"w2");
+}
+
+#[test]
+fn heartbeat_to_a_worker_names_it_for_unreachable_reports() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.advance(INTERVAL);
+    let out = h.outbound();
+    assert!(matches!(out[0].recipient, Recipient::Worker(_)));
+}
+
+#[test]
+fn ready_twice_gets_disconnect_and_the_worker_is_forgotten() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.ready_v01("w1", "echo");
+    assert_eq!(h.sent(), vec![disconnect_v01("w1")]);
+    assert_eq!(h.broker.worker_count(), 0);
+    h.request_v01("c1", "echo", "x");
+    assert_eq!(h.sent(), vec![], "no further commands to that worker");
+}
+
+#[test]
+fn ready_for_an_mmi_service_gets_disconnect() {
+    let mut h = Harness::new();
+    h.ready_v02("w1", "mmi.service");
+    assert_eq!(h.sent(), vec![to("w1", &[b"MDPW02", &[6]])]);
+    assert_eq!(h.broker.worker_count(), 0);
+    assert_eq!(h.broker.service_count(), 0);
+}
+
+#[test]
+fn commands_from_unknown_workers_get_disconnect_except_disconnect() {
+    let mut h = Harness::new();
+    h.send("u1", &[b"", b"MDPW01", &[4]]);
+    h.send("u2", &[b"", b"MDPW01", &[3], b"c", b"", b"r"]);
+    h.send("u3", &[b"MDPW02", &[3], b"c", b"", b"r"]);
+    h.send("u4", &[b"", b"MDPW01", &[5]]);
+    assert_eq!(h.sent(), vec![disconnect_v01("u1"), disconnect_v01("u2"), to("u3", &[b"MDPW02", &[6]])]);
+}
+
+#[test]
+fn reply_from_an_idle_worker_or_for_another_client_gets_disconnect() {
+    let mut h = Harness::new();
+    h.ready_v01("idle", "echo");
+    h.send("idle", &[b"", b"MDPW01", &[3], b"c1", b"", b"r"]);
+    assert_eq!(h.sent(), vec![disconnect_v01("idle")]);
+
+    h.ready_v01("busy", "echo");
+    h.request_v01("c1", "echo", "x");
+    h.sent();
+    h.send("busy", &[b"", b"MDPW01", &[3], b"intruder", b"", b"r"]);
+    assert_eq!(h.sent(), vec![disconnect_v01("busy")]);
+    assert_eq!(h.broker.queued(b"echo"), 1, "its request is redelivered");
+}
+
+#[test]
+fn worker_switching_protocol_version_gets_disconnect() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.send("w1", &[b"MDPW02", &[5]]);
+    assert_eq!(h.sent(), vec![disconnect_v01("w1")]);
+}
+
+#[test]
+fn invalid_messages_are_dropped_without_reply_or_state_change() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.send("w1", &[b"", b"MDPW01", &[9]]);
+    h.send("w1", &[b"", b"MDPW01"]);
+    h.send("c1", &[b"", b"MDPC01", b"echo"]);
+    h.send("c1", &[b"MDPC02", &[3], b"echo", b"x"]);
+    h.send("x", &[]);
+    assert_eq!(h.sent(), vec![]);
+    assert_eq!(h.broker.worker_count(), 1);
+    h.request_v01("c1", "echo", "ok");
+    assert_eq!(h.sent().len(), 1);
+}
+
+#[test]
+fn mmi_service_answers_200_404_and_501_without_creating_services() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "mmi.service", "echo");
+    h.request_v02("c2", "mmi.service", "missing");
+    h.request_v01("c3", "mmi.other", "echo");
+    assert_eq!(
+        h.sent(),
+        vec![
+            to("c1", &[b"", b"MDPC01", b"mmi.service", b"200"]),
+            to("c2", &[b"MDPC02", &[3], b"mmi.service", b"404"]),
+            to("c3", &[b"", b"MDPC01", b"mmi.other", b"501"]),
+        ]
+    );
+    assert_eq!(h.broker.service_count(), 1, "no phantom services for mmi.* or the names asked about");
+}
+
+#[test]
+fn mmi_service_counts_busy_workers() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "x");
+    h.sent();
+    h.request_v01("c2", "mmi.service", "echo");
+    assert_eq!(h.sent(), vec![to("c2", &[b"", b"MDPC01", b"mmi.service", b"200"])]);
+}
+
+#[test]
+fn a_service_is_dropped_when_its_last_worker_leaves() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    assert_eq!(h.broker.service_count(), 1);
+    h.send("w1", &[b"", b"MDPW01", &[5]]);
+    assert_eq!(h.broker.service_count(), 0);
+}
+
+#[test]
+fn many_idle_workers_leaving_keeps_dispatch_correct() {
+    let mut h = Harness::new();
+    for i in 0..100 {
+        h.ready_v01(&format!("w{i}"), "echo");
+    }
+    for i in 0..99 {
+        h.send(&format!("w{i}"), &[b"", b"MDPW01", &[5]]);
+    }
+    h.request_v01("c1", "echo", "x");
+    assert_eq!(h.sent()[0].0, b"w99");
+}
+
+#[test]
+fn shutdown_disconnects_every_worker() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "a");
+    h.ready_v02("w2", "b");
+    h.broker.shutdown();
+    let mut sent = h.sent();
+    sent.sort();
+    assert_eq!(sent, vec![disconnect_v01("w1"), to("w2", &[b"MDPW02", &[6]])]);
+    assert_eq!(h.broker.worker_count(), 0);
+}
+
+#[test]
+fn next_deadline_is_the_earliest_timer() {
+    let mut h = Harness::new();
+    assert_eq!(h.broker.next_deadline(), None);
+    h.ready_v01("w1", "echo");
+    assert_eq!(h.broker.next_deadline(), Some(h.now + INTERVAL));
+}
