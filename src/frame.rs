@@ -90,11 +90,7 @@ impl Frame {
         // SAFETY: on success libzmq takes the content and leaves `msg` empty
         // (our Drop then closes an empty message); on failure it is unchanged.
         let rc = unsafe { zmq_sys::zmq_msg_send(&mut self.msg, socket.as_mut_ptr(), flags) };
-        if rc == -1 {
-            Err((last_error(), self))
-        } else {
-            Ok(())
-        }
+        if rc == -1 { Err((last_error(), self)) } else { Ok(()) }
     }
 }
 

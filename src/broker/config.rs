@@ -49,7 +49,11 @@ mod tests {
 
     #[test]
     fn expiry_is_liveness_times_interval() {
-        let config = Config { heartbeat_interval: Duration::from_millis(100), heartbeat_liveness: 4, ..Config::default() };
+        let config = Config {
+            heartbeat_interval: Duration::from_millis(100),
+            heartbeat_liveness: 4,
+            ..Config::default()
+        };
         assert_eq!(config.expiry(), Duration::from_millis(400));
         assert_eq!(Config::default().expiry(), Duration::from_millis(7500));
     }

@@ -47,7 +47,10 @@ mod tests {
         let known = |name: &[u8]| name == b"echo";
         assert_eq!(answer(b"mmi.service", &[Frame::from("echo")], known), Status::Found);
         assert_eq!(answer(b"mmi.service", &[Frame::from("nope")], known), Status::NotFound);
-        assert_eq!(answer(b"mmi.services", &[Frame::from("echo")], known), Status::NotImplemented);
+        assert_eq!(
+            answer(b"mmi.services", &[Frame::from("echo")], known),
+            Status::NotImplemented
+        );
         assert_eq!(answer(b"mmi.", &[Frame::from("echo")], known), Status::NotImplemented);
         assert_eq!(Status::NotImplemented.code(), b"501");
     }

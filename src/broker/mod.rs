@@ -220,18 +220,20 @@ impl Broker {
     /// Drops a service that has neither workers nor requests, so that
     /// clients asking for random names cannot grow the broker without end.
     fn drop_service_if_unused(&mut self, key: ServiceKey) {
-        if self.services.get(&key).is_some_and(Service::is_unused) {
-            if let Some(service) = self.services.remove(&key) {
-                self.service_keys.remove(&service.name);
-                debug!("service '{}' dropped", String::from_utf8_lossy(&service.name));
-            }
+        if self.services.get(&key).is_some_and(Service::is_unused)
+            && let Some(service) = self.services.remove(&key)
+        {
+            self.service_keys.remove(&service.name);
+            debug!("service '{}' dropped", String::from_utf8_lossy(&service.name));
         }
     }
 
     /// Queues a request at the back (new) or the front (redelivered) of its
     /// service's queue, and arms the service's expiry timer.
     fn enqueue(&mut self, key: ServiceKey, request: Request, front: bool) {
-        let Some(service) = self.services.get_mut(&key) else { return };
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
         let queued_at = request.queued_at;
         if front {
             service.requests.push_front(request);
@@ -247,13 +249,16 @@ impl Broker {
 
     /// Hands waiting requests to idle workers, least recently used first.
     fn dispatch(&mut self, key: ServiceKey, now: Instant) {
-        let Some(service) = self.services.get_mut(&key) else { return };
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
         let workers = &mut self.workers;
         while !service.requests.is_empty() {
             let is_live = |w: WorkerKey, t: u64| workers.get(&w).is_some_and(|w| w.idle_ticket == Some(t));
-            let Some(worker_key) = service.pop_idle(is_live) else { return };
-            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.requests.pop_front())
-            else {
+            let Some(worker_key) = service.pop_idle(is_live) else {
+                return;
+            };
+            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.requests.pop_front()) else {
                 return;
             };
             request.deliveries += 1;
@@ -276,16 +281,26 @@ impl Broker {
             worker.idle_ticket = None;
             worker.heartbeat_at = now + self.config.heartbeat_interval;
             worker.job = Some(Job { request, since: now });
-            self.outbox.push(Outbound { recipient: Recipient::WorkerRequest(worker_key), frames });
+            self.outbox.push(Outbound {
+                recipient: Recipient::WorkerRequest(worker_key),
+                frames,
+            });
         }
     }
 
     fn reply_to_client(&mut self, client: Frame, dialect: Dialect, kind: ClientKind, service: Frame, body: Vec<Frame>) {
-        debug!("-> client {} {dialect} {kind:?} ({} body frames)", Hex(&client), body.len());
+        debug!(
+            "-> client {} {dialect} {kind:?} ({} body frames)",
+            Hex(&client),
+            body.len()
+        );
         let mut frames = Vec::with_capacity(4 + body.len());
         frames.push(client);
         match protocol::encode_client(&mut frames, dialect, ClientCommand { kind, service, body }) {
-            Ok(()) => self.outbox.push(Outbound { recipient: Recipient::Client, frames }),
+            Ok(()) => self.outbox.push(Outbound {
+                recipient: Recipient::Client,
+                frames,
+            }),
             Err(error) => debug!("reply not sent: {error}"),
         }
     }
@@ -308,7 +323,11 @@ impl Broker {
             (None, WorkerCommand::Ready { service }) => self.worker_ready(&identity, dialect, &service, now),
             (None, WorkerCommand::Disconnect) => {}
             (None, cmd) => {
-                warn!("{} from unknown worker {}: sending DISCONNECT", cmd.name(), Hex(&identity));
+                warn!(
+                    "{} from unknown worker {}: sending DISCONNECT",
+                    cmd.name(),
+                    Hex(&identity)
+                );
                 self.send_to_worker(&identity, dialect, WorkerCommand::Disconnect, Recipient::Departing);
             }
         }
@@ -317,7 +336,10 @@ impl Broker {
     fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service: &[u8], now: Instant) {
         let name = String::from_utf8_lossy(service);
         if protocol::is_mmi(service) {
-            warn!("worker {} tried to register reserved service '{name}': sending DISCONNECT", Hex(identity));
+            warn!(
+                "worker {} tried to register reserved service '{name}': sending DISCONNECT",
+                Hex(identity)
+            );
             self.send_to_worker(identity, dialect, WorkerCommand::Disconnect, Recipient::Departing);
             return;
         }
@@ -348,7 +370,9 @@ impl Broker {
     }
 
     fn known_worker(&mut self, key: WorkerKey, dialect: Dialect, cmd: WorkerCommand, now: Instant) {
-        let Some(worker) = self.workers.get_mut(&key) else { return };
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
         if worker.dialect.version != dialect.version {
             return self.violation(key, "switched protocol version", now);
         }
@@ -381,7 +405,10 @@ impl Broker {
         };
         let request = &job.request;
         if request.dialect.version == Version::V01 {
-            debug!("PARTIAL for MDP/0.1 client {} dropped: only the FINAL reaches it", Hex(client));
+            debug!(
+                "PARTIAL for MDP/0.1 client {} dropped: only the FINAL reaches it",
+                Hex(client)
+            );
             return;
         }
         let (client, dialect, service) = (request.client.share(), request.dialect, request.service.share());
@@ -393,7 +420,9 @@ impl Broker {
             return self.violation(key, "sent a reply for no request it holds", now);
         }
         let ticket = self.new_key();
-        let Some(worker) = self.workers.get_mut(&key) else { return };
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
         let Some(job) = worker.job.take() else { return };
         worker.idle_ticket = Some(ticket);
         let service_key = worker.service;
@@ -401,7 +430,13 @@ impl Broker {
             service.push_idle(key, ticket);
         }
         let request = job.request;
-        self.reply_to_client(request.client, request.dialect, ClientKind::Final, request.service, body);
+        self.reply_to_client(
+            request.client,
+            request.dialect,
+            ClientKind::Final,
+            request.service,
+            body,
+        );
         self.dispatch(service_key, now);
     }
 
@@ -417,7 +452,9 @@ impl Broker {
     /// Forgets a worker wherever it stands; a request it held goes back to
     /// the head of its service's queue.
     fn delete_worker(&mut self, key: WorkerKey, why: &str, now: Instant) {
-        let Some(worker) = self.workers.remove(&key) else { return };
+        let Some(worker) = self.workers.remove(&key) else {
+            return;
+        };
         info!("worker {} deleted: {why}", Hex(&worker.identity));
         self.worker_keys.remove(&worker.identity);
         let workers = &self.workers;
@@ -444,7 +481,10 @@ impl Broker {
             );
             return;
         }
-        debug!("request from client {} goes back to the head of its queue", Hex(&request.client));
+        debug!(
+            "request from client {} goes back to the head of its queue",
+            Hex(&request.client)
+        );
         request.queued_at = now;
         self.enqueue(key, request, true);
         self.dispatch(key, now);
@@ -454,10 +494,8 @@ impl Broker {
     /// connection is gone (or it stopped reading). It is forgotten, and if
     /// the failed message was its request, that delivery does not count.
     pub fn worker_unreachable(&mut self, key: WorkerKey, request_lost: bool, now: Instant) {
-        if request_lost {
-            if let Some(job) = self.workers.get_mut(&key).and_then(|w| w.job.as_mut()) {
-                job.request.deliveries = job.request.deliveries.saturating_sub(1);
-            }
+        if request_lost && let Some(job) = self.workers.get_mut(&key).and_then(|w| w.job.as_mut()) {
+            job.request.deliveries = job.request.deliveries.saturating_sub(1);
         }
         self.delete_worker(key, "unreachable", now);
     }
@@ -474,7 +512,9 @@ impl Broker {
 
     fn worker_timer(&mut self, key: WorkerKey, at: Instant, now: Instant) {
         let busy_timeout = self.config.busy_timeout;
-        let Some(worker) = self.workers.get_mut(&key) else { return };
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
         if worker.timer_at != at {
             return;
         }
@@ -498,8 +538,12 @@ impl Broker {
     }
 
     fn request_timer(&mut self, key: ServiceKey, at: Instant, now: Instant) {
-        let Some(timeout) = self.config.request_timeout else { return };
-        let Some(service) = self.services.get_mut(&key) else { return };
+        let Some(timeout) = self.config.request_timeout else {
+            return;
+        };
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
         if service.expiry_timer != Some(at) {
             return;
         }
@@ -527,7 +571,12 @@ impl Broker {
         let workers: Vec<Worker> = self.workers.drain().map(|(_, w)| w).collect();
         info!("shutting down: sending DISCONNECT to {} worker(s)", workers.len());
         for worker in workers {
-            self.send_to_worker(&worker.identity, worker.dialect, WorkerCommand::Disconnect, Recipient::Departing);
+            self.send_to_worker(
+                &worker.identity,
+                worker.dialect,
+                WorkerCommand::Disconnect,
+                Recipient::Departing,
+            );
         }
         self.worker_keys.clear();
         self.services.clear();

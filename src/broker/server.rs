@@ -109,9 +109,10 @@ impl Server {
         let mut bound = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let endpoint = endpoint.as_ref();
-            socket
-                .bind(endpoint)
-                .map_err(|source| ServerError::Bind { endpoint: endpoint.to_owned(), source })?;
+            socket.bind(endpoint).map_err(|source| ServerError::Bind {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
             let resolved = match socket.get_last_endpoint()? {
                 Ok(resolved) => resolved,
                 Err(_) => endpoint.to_owned(),
@@ -140,7 +141,9 @@ impl Server {
 
     /// A handle that stops the server from another thread.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { pipe: Arc::clone(&self.stop_tx) }
+        StopHandle {
+            pipe: Arc::clone(&self.stop_tx),
+        }
     }
 
     /// Makes SIGINT and SIGTERM stop the server (as [`StopHandle::stop`]).
@@ -207,7 +210,8 @@ impl Server {
             };
             let mut frames = frames.into_iter();
             let Some(identity) = frames.next() else { continue };
-            self.broker.handle(identity, frames.collect::<Vec<Frame>>(), Instant::now());
+            self.broker
+                .handle(identity, frames.collect::<Vec<Frame>>(), Instant::now());
             self.flush(outbox);
         }
         Ok(())

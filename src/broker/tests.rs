@@ -32,7 +32,10 @@ impl Harness {
     }
 
     fn with(config: Config) -> Harness {
-        Harness { broker: Broker::new(config), now: Instant::now() }
+        Harness {
+            broker: Broker::new(config),
+            now: Instant::now(),
+        }
     }
 
     fn send(&mut self, identity: &str, parts: &[&[u8]]) {
@@ -158,7 +161,10 @@ fn multi_frame_bodies_pass_through_whole() {
     let mut h = Harness::new();
     h.ready_v01("w1", "echo");
     h.send("c1", &[b"", b"MDPC01", b"echo", b"a", b"", b"c"]);
-    assert_eq!(h.sent(), vec![to("w1", &[b"", b"MDPW01", &[2], b"c1", b"", b"a", b"", b"c"])]);
+    assert_eq!(
+        h.sent(),
+        vec![to("w1", &[b"", b"MDPW01", &[2], b"c1", b"", b"a", b"", b"c"])]
+    );
 }
 
 #[test]
@@ -193,7 +199,11 @@ fn requests_for_a_service_without_workers_wait_then_flow_when_one_registers() {
     h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"r"]);
     let sent = h.sent();
     assert_eq!(sent[0].0, b"c1");
-    assert_eq!(sent[1], to("w1", &[b"", b"MDPW01", &[2], b"c2", b"", b"2"]), "FIFO order");
+    assert_eq!(
+        sent[1],
+        to("w1", &[b"", b"MDPW01", &[2], b"c2", b"", b"2"]),
+        "FIFO order"
+    );
 }
 
 #[test]
@@ -203,7 +213,11 @@ fn queued_requests_expire_after_the_request_timeout() {
     h.advance(Duration::from_millis(1000));
     h.request_v01("c2", "nobody", "2");
     h.advance(Duration::from_millis(1001));
-    assert_eq!(h.broker.queued(b"nobody"), 1, "the first expired, the second still waits");
+    assert_eq!(
+        h.broker.queued(b"nobody"),
+        1,
+        "the first expired, the second still waits"
+    );
     h.advance(Duration::from_millis(1000));
     assert_eq!(h.broker.queued(b"nobody"), 0);
     assert_eq!(h.broker.service_count(), 0, "an empty service is dropped");
@@ -213,7 +227,10 @@ fn queued_requests_expire_after_the_request_timeout() {
 
 #[test]
 fn no_request_timeout_keeps_requests() {
-    let mut h = Harness::with(Config { request_timeout: None, ..config() });
+    let mut h = Harness::with(Config {
+        request_timeout: None,
+        ..config()
+    });
     h.request_v01("c1", "nobody", "1");
     h.advance(Duration::from_secs(3600));
     assert_eq!(h.broker.queued(b"nobody"), 1);
@@ -227,7 +244,10 @@ fn broker_heartbeats_every_worker_each_interval() {
     h.advance(INTERVAL);
     let mut sent = h.sent();
     sent.sort();
-    assert_eq!(sent, vec![to("w1", &[b"", b"MDPW01", &[4]]), to("w2", &[b"MDPW02", &[5]])]);
+    assert_eq!(
+        sent,
+        vec![to("w1", &[b"", b"MDPW01", &[4]]), to("w2", &[b"MDPW02", &[5]])]
+    );
     h.send("w1", &[b"", b"MDPW01", &[4]]);
     h.send("w2", &[b"MDPW02", &[5]]);
     h.advance(INTERVAL);
@@ -320,7 +340,10 @@ fn request_of_an_expired_worker_goes_to_the_next_worker() {
         h.send("w2", &[b"", b"MDPW01", &[4]]);
     }
     let sent = h.sent();
-    assert!(sent.contains(&to("w2", &[b"", b"MDPW01", &[2], b"c1", b"", b"job"])), "{sent:?}");
+    assert!(
+        sent.contains(&to("w2", &[b"", b"MDPW01", &[2], b"c1", b"", b"job"])),
+        "{sent:?}"
+    );
     h.send("w2", &[b"", b"MDPW01", &[3], b"c1", b"", b"ok"]);
     assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo", b"ok"])]);
 }
@@ -356,11 +379,16 @@ fn a_request_is_dropped_after_max_deliveries() {
 
 #[test]
 fn unreachable_worker_is_deleted_and_an_undelivered_request_does_not_count() {
-    let mut h = Harness::with(Config { max_deliveries: 1, ..config() });
+    let mut h = Harness::with(Config {
+        max_deliveries: 1,
+        ..config()
+    });
     h.ready_v01("gone", "echo");
     h.request_v01("c1", "echo", "x");
     let out = h.outbound();
-    let Recipient::WorkerRequest(key) = out[0].recipient else { panic!("not a request") };
+    let Recipient::WorkerRequest(key) = out[0].recipient else {
+        panic!("not a request")
+    };
     h.broker.worker_unreachable(key, true, h.now);
     assert_eq!(h.broker.worker_count(), 0);
     assert_eq!(h.broker.queued(b"echo"), 1, "the request never reached a worker");
@@ -404,7 +432,10 @@ fn commands_from_unknown_workers_get_disconnect_except_disconnect() {
     h.send("u2", &[b"", b"MDPW01", &[3], b"c", b"", b"r"]);
     h.send("u3", &[b"MDPW02", &[3], b"c", b"", b"r"]);
     h.send("u4", &[b"", b"MDPW01", &[5]]);
-    assert_eq!(h.sent(), vec![disconnect_v01("u1"), disconnect_v01("u2"), to("u3", &[b"MDPW02", &[6]])]);
+    assert_eq!(
+        h.sent(),
+        vec![disconnect_v01("u1"), disconnect_v01("u2"), to("u3", &[b"MDPW02", &[6]])]
+    );
 }
 
 #[test]
@@ -460,7 +491,11 @@ fn mmi_service_answers_200_404_and_501_without_creating_services() {
             to("c3", &[b"", b"MDPC01", b"mmi.other", b"501"]),
         ]
     );
-    assert_eq!(h.broker.service_count(), 1, "no phantom services for mmi.* or the names asked about");
+    assert_eq!(
+        h.broker.service_count(),
+        1,
+        "no phantom services for mmi.* or the names asked about"
+    );
 }
 
 #[test]

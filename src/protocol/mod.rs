@@ -94,9 +94,15 @@ pub struct Dialect {
 
 impl Dialect {
     /// MDP/0.1 as 7/MDP writes it: leading empty frame.
-    pub const V01: Dialect = Dialect { version: Version::V01, framing: Framing::Delimited };
+    pub const V01: Dialect = Dialect {
+        version: Version::V01,
+        framing: Framing::Delimited,
+    };
     /// MDP/0.2 as 18/MDP writes it: no leading empty frame.
-    pub const V02: Dialect = Dialect { version: Version::V02, framing: Framing::Bare };
+    pub const V02: Dialect = Dialect {
+        version: Version::V02,
+        framing: Framing::Bare,
+    };
 
     /// The dialect the specification writes for `version`.
     pub fn standard(version: Version) -> Dialect {
@@ -345,7 +351,9 @@ impl Cursor {
 
 /// Finds the header at frame 0, or at frame 1 after an empty frame.
 fn open(frames: Vec<Frame>) -> Result<(Header, Framing, Cursor), ProtocolError> {
-    let mut cursor = Cursor { frames: frames.into_iter() };
+    let mut cursor = Cursor {
+        frames: frames.into_iter(),
+    };
     let mut header = cursor.next_or(ProtocolError::NoFrames)?;
     let mut framing = Framing::Bare;
     if header.is_empty() {
@@ -367,11 +375,7 @@ fn open(frames: Vec<Frame>) -> Result<(Header, Framing, Cursor), ProtocolError> 
 
 /// Decodes a client command after its header. MDP/0.1 client commands
 /// carry no command byte, so their kind is given by the direction.
-fn client_command(
-    version: Version,
-    mut cursor: Cursor,
-    v01_kind: ClientKind,
-) -> Result<ClientCommand, ProtocolError> {
+fn client_command(version: Version, mut cursor: Cursor, v01_kind: ClientKind) -> Result<ClientCommand, ProtocolError> {
     let kind = match version {
         Version::V01 => v01_kind,
         Version::V02 => {

@@ -12,7 +12,11 @@ fn bytes(frames: &[Frame]) -> Vec<Vec<u8>> {
 }
 
 fn client_request(service: &[u8], body: &[&[u8]]) -> ClientCommand {
-    ClientCommand { kind: ClientKind::Request, service: Frame::from_slice(service), body: frames(body) }
+    ClientCommand {
+        kind: ClientKind::Request,
+        service: Frame::from_slice(service),
+        body: frames(body),
+    }
 }
 
 #[test]
@@ -28,22 +32,40 @@ fn decodes_v02_client_request_bare_and_delimited() {
     assert_eq!(dialect, Dialect::V02);
     assert_eq!(inbound, Inbound::Client(client_request(b"echo", &[b"x"])));
     let (dialect, _) = decode_at_broker(frames(&[b"", b"MDPC02", &[1], b"echo", b"x"])).unwrap();
-    assert_eq!(dialect, Dialect { version: Version::V02, framing: Framing::Delimited });
+    assert_eq!(
+        dialect,
+        Dialect {
+            version: Version::V02,
+            framing: Framing::Delimited
+        }
+    );
 }
 
 #[test]
 fn decodes_v01_client_without_leading_frame_as_bare() {
     let (dialect, _) = decode_at_broker(frames(&[b"MDPC01", b"echo", b"x"])).unwrap();
-    assert_eq!(dialect, Dialect { version: Version::V01, framing: Framing::Bare });
+    assert_eq!(
+        dialect,
+        Dialect {
+            version: Version::V01,
+            framing: Framing::Bare
+        }
+    );
 }
 
 #[test]
 fn decodes_every_worker_command_of_v01() {
     let cases: Vec<(Vec<Frame>, WorkerCommand)> = vec![
-        (frames(&[b"", b"MDPW01", &[1], b"svc"]), WorkerCommand::Ready { service: "svc".into() }),
+        (
+            frames(&[b"", b"MDPW01", &[1], b"svc"]),
+            WorkerCommand::Ready { service: "svc".into() },
+        ),
         (
             frames(&[b"", b"MDPW01", &[3], b"cli", b"", b"r"]),
-            WorkerCommand::Final { client: "cli".into(), body: frames(&[b"r"]) },
+            WorkerCommand::Final {
+                client: "cli".into(),
+                body: frames(&[b"r"]),
+            },
         ),
         (frames(&[b"", b"MDPW01", &[4]]), WorkerCommand::Heartbeat),
         (frames(&[b"", b"MDPW01", &[5]]), WorkerCommand::Disconnect),
@@ -58,14 +80,23 @@ fn decodes_every_worker_command_of_v01() {
 #[test]
 fn decodes_every_worker_command_of_v02() {
     let cases: Vec<(Vec<Frame>, WorkerCommand)> = vec![
-        (frames(&[b"MDPW02", &[1], b"svc"]), WorkerCommand::Ready { service: "svc".into() }),
+        (
+            frames(&[b"MDPW02", &[1], b"svc"]),
+            WorkerCommand::Ready { service: "svc".into() },
+        ),
         (
             frames(&[b"MDPW02", &[3], b"cli", b"", b"p"]),
-            WorkerCommand::Partial { client: "cli".into(), body: frames(&[b"p"]) },
+            WorkerCommand::Partial {
+                client: "cli".into(),
+                body: frames(&[b"p"]),
+            },
         ),
         (
             frames(&[b"MDPW02", &[4], b"cli", b"", b"f", b"g"]),
-            WorkerCommand::Final { client: "cli".into(), body: frames(&[b"f", b"g"]) },
+            WorkerCommand::Final {
+                client: "cli".into(),
+                body: frames(&[b"f", b"g"]),
+            },
         ),
         (frames(&[b"MDPW02", &[5]]), WorkerCommand::Heartbeat),
         (frames(&[b"MDPW02", &[6]]), WorkerCommand::Disconnect),
@@ -96,10 +127,34 @@ fn rejects_every_kind_of_malformation() {
         (vec![b"", b"MDPW01"], MissingCommand),
         (vec![b"", b"MDPW01", b"\x01\x01", b"svc"], MalformedCommand(2)),
         (vec![b"", b"MDPW01", b"", b"svc"], MalformedCommand(0)),
-        (vec![b"", b"MDPW01", &[6]], UnknownCommand { version: Version::V01, byte: 6 }),
-        (vec![b"MDPW02", &[7]], UnknownCommand { version: Version::V02, byte: 7 }),
-        (vec![b"MDPW02", &[0]], UnknownCommand { version: Version::V02, byte: 0 }),
-        (vec![b"MDPC02", &[4], b"svc", b"x"], UnknownCommand { version: Version::V02, byte: 4 }),
+        (
+            vec![b"", b"MDPW01", &[6]],
+            UnknownCommand {
+                version: Version::V01,
+                byte: 6,
+            },
+        ),
+        (
+            vec![b"MDPW02", &[7]],
+            UnknownCommand {
+                version: Version::V02,
+                byte: 7,
+            },
+        ),
+        (
+            vec![b"MDPW02", &[0]],
+            UnknownCommand {
+                version: Version::V02,
+                byte: 0,
+            },
+        ),
+        (
+            vec![b"MDPC02", &[4], b"svc", b"x"],
+            UnknownCommand {
+                version: Version::V02,
+                byte: 4,
+            },
+        ),
         (vec![b"MDPC02"], MissingCommand),
         (vec![b"", b"MDPW01", &[1]], MissingService),
         (vec![b"", b"MDPW01", &[1], b""], EmptyService),
@@ -116,7 +171,10 @@ fn rejects_every_kind_of_malformation() {
         (vec![b"", b"MDPC01", b"svc"], MissingBody),
         (vec![b"MDPC02", &[1], b"svc"], MissingBody),
         (vec![b"MDPC02", &[2], b"svc", b"x"], WrongDirection("client PARTIAL")),
-        (vec![b"MDPC02", &[3], b"svc", b"x"], WrongDirection("client FINAL/REPLY")),
+        (
+            vec![b"MDPC02", &[3], b"svc", b"x"],
+            WrongDirection("client FINAL/REPLY"),
+        ),
         (vec![b"MDPW02", &[2], b"c", b"", b"x"], WrongDirection("worker REQUEST")),
     ];
     for (input, expected) in cases {
@@ -143,7 +201,13 @@ fn client_side_decoder_reads_replies_and_refuses_requests() {
 #[test]
 fn worker_side_decoder_reads_broker_commands_and_refuses_the_rest() {
     let (_, cmd) = decode_at_worker(frames(&[b"", b"MDPW01", &[2], b"cli", b"", b"q"])).unwrap();
-    assert_eq!(cmd, WorkerCommand::Request { client: "cli".into(), body: frames(&[b"q"]) });
+    assert_eq!(
+        cmd,
+        WorkerCommand::Request {
+            client: "cli".into(),
+            body: frames(&[b"q"])
+        }
+    );
     let (_, cmd) = decode_at_worker(frames(&[b"MDPW02", &[5]])).unwrap();
     assert_eq!(cmd, WorkerCommand::Heartbeat);
     let (_, cmd) = decode_at_worker(frames(&[b"MDPW02", &[6]])).unwrap();
@@ -158,14 +222,34 @@ fn worker_side_decoder_reads_broker_commands_and_refuses_the_rest() {
 fn encodes_client_commands_in_each_dialect() {
     let mut out = Vec::new();
     encode_client(&mut out, Dialect::V01, client_request(b"echo", &[b"a"])).unwrap();
-    assert_eq!(bytes(&out), vec![b"".to_vec(), b"MDPC01".to_vec(), b"echo".to_vec(), b"a".to_vec()]);
+    assert_eq!(
+        bytes(&out),
+        vec![b"".to_vec(), b"MDPC01".to_vec(), b"echo".to_vec(), b"a".to_vec()]
+    );
 
     let mut out = vec![Frame::from("id")];
-    let fin = ClientCommand { kind: ClientKind::Final, service: "echo".into(), body: frames(&[b"r"]) };
+    let fin = ClientCommand {
+        kind: ClientKind::Final,
+        service: "echo".into(),
+        body: frames(&[b"r"]),
+    };
     encode_client(&mut out, Dialect::V02, fin).unwrap();
-    assert_eq!(bytes(&out), vec![b"id".to_vec(), b"MDPC02".to_vec(), vec![3], b"echo".to_vec(), b"r".to_vec()]);
+    assert_eq!(
+        bytes(&out),
+        vec![
+            b"id".to_vec(),
+            b"MDPC02".to_vec(),
+            vec![3],
+            b"echo".to_vec(),
+            b"r".to_vec()
+        ]
+    );
 
-    let partial = ClientCommand { kind: ClientKind::Partial, service: "echo".into(), body: frames(&[b"p"]) };
+    let partial = ClientCommand {
+        kind: ClientKind::Partial,
+        service: "echo".into(),
+        body: frames(&[b"p"]),
+    };
     let err = encode_client(&mut Vec::new(), Dialect::V01, partial).unwrap_err();
     assert_eq!(err, ProtocolError::NotInVersion("PARTIAL", Version::V01));
 }
@@ -173,20 +257,36 @@ fn encodes_client_commands_in_each_dialect() {
 #[test]
 fn encodes_worker_commands_in_each_dialect() {
     let mut out = Vec::new();
-    let req = WorkerCommand::Request { client: "cli".into(), body: frames(&[b"q"]) };
+    let req = WorkerCommand::Request {
+        client: "cli".into(),
+        body: frames(&[b"q"]),
+    };
     encode_worker(&mut out, Dialect::V01, req).unwrap();
     assert_eq!(
         bytes(&out),
-        vec![b"".to_vec(), b"MDPW01".to_vec(), vec![2], b"cli".to_vec(), vec![], b"q".to_vec()]
+        vec![
+            b"".to_vec(),
+            b"MDPW01".to_vec(),
+            vec![2],
+            b"cli".to_vec(),
+            vec![],
+            b"q".to_vec()
+        ]
     );
     let mut out = Vec::new();
     encode_worker(&mut out, Dialect::V02, WorkerCommand::Disconnect).unwrap();
     assert_eq!(bytes(&out), vec![b"MDPW02".to_vec(), vec![6]]);
     let mut out = Vec::new();
-    let delimited_v02 = Dialect { version: Version::V02, framing: Framing::Delimited };
+    let delimited_v02 = Dialect {
+        version: Version::V02,
+        framing: Framing::Delimited,
+    };
     encode_worker(&mut out, delimited_v02, WorkerCommand::Heartbeat).unwrap();
     assert_eq!(bytes(&out), vec![vec![], b"MDPW02".to_vec(), vec![5]]);
-    let partial = WorkerCommand::Partial { client: "c".into(), body: frames(&[b"p"]) };
+    let partial = WorkerCommand::Partial {
+        client: "c".into(),
+        body: frames(&[b"p"]),
+    };
     assert!(encode_worker(&mut Vec::new(), Dialect::V01, partial).is_err());
 }
 
@@ -197,12 +297,18 @@ fn every_worker_command_round_trips_in_both_versions_and_framings() {
             let dialect = Dialect { version, framing };
             let mut commands = vec![
                 WorkerCommand::Ready { service: "svc".into() },
-                WorkerCommand::Final { client: "c".into(), body: frames(&[b"1", b""]) },
+                WorkerCommand::Final {
+                    client: "c".into(),
+                    body: frames(&[b"1", b""]),
+                },
                 WorkerCommand::Heartbeat,
                 WorkerCommand::Disconnect,
             ];
             if version == Version::V02 {
-                commands.push(WorkerCommand::Partial { client: "c".into(), body: frames(&[b"p"]) });
+                commands.push(WorkerCommand::Partial {
+                    client: "c".into(),
+                    body: frames(&[b"p"]),
+                });
             }
             for cmd in commands {
                 let expected = format!("{cmd:?}");
@@ -210,7 +316,9 @@ fn every_worker_command_round_trips_in_both_versions_and_framings() {
                 encode_worker(&mut out, dialect, cmd).unwrap();
                 let (got_dialect, inbound) = decode_at_broker(out).unwrap();
                 assert_eq!(got_dialect, dialect);
-                let Inbound::Worker(got) = inbound else { panic!("not a worker command") };
+                let Inbound::Worker(got) = inbound else {
+                    panic!("not a worker command")
+                };
                 assert_eq!(format!("{got:?}"), expected);
             }
         }
@@ -235,10 +343,23 @@ fn random_frames_never_panic() {
         seed ^= seed << 17;
         seed
     };
-    let pieces: [&[u8]; 10] = [b"", b"MDPC01", b"MDPC02", b"MDPW01", b"MDPW02", &[1], &[3], &[6], b"svc", b"xyz"];
+    let pieces: [&[u8]; 10] = [
+        b"",
+        b"MDPC01",
+        b"MDPC02",
+        b"MDPW01",
+        b"MDPW02",
+        &[1],
+        &[3],
+        &[6],
+        b"svc",
+        b"xyz",
+    ];
     for _ in 0..20_000 {
         let n = (next() % 7) as usize;
-        let parts: Vec<&[u8]> = (0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect();
+        let parts: Vec<&[u8]> = (0..n)
+            .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+            .collect();
         let _ = decode_at_broker(frames(&parts));
         let _ = decode_at_client(frames(&parts));
         let _ = decode_at_worker(frames(&parts));
