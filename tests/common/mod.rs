@@ -1,0 +1,199 @@
+//! Helpers shared by the integration tests: a broker on a thread bound to an
+//! ephemeral loopback port, and raw DEALER peers with deadlines on every
+//! receive. Nothing here sleeps to synchronise: waits poll until a deadline.
+
+#![allow(dead_code)]
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use majordomo::broker::{Config, Server, StopHandle};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A short heartbeat, so expiry tests take a fraction of a second.
+pub const INTERVAL: Duration = Duration::from_millis(50);
+
+/// The configuration integration tests run brokers with.
+pub fn test_config() -> Config {
+    Config {
+        heartbeat_interval: INTERVAL,
+        heartbeat_liveness: 3,
+        busy_timeout: Duration::from_secs(2),
+        request_timeout: Some(Duration::from_secs(5)),
+        max_deliveries: 3,
+    }
+}
+
+/// For tests about something other than expiry: raw test workers that do
+/// not heartbeat stay registered for seconds.
+pub fn patient_config() -> Config {
+    Config {
+        heartbeat_liveness: 100,
+        ..test_config()
+    }
+}
+
+/// A broker running on its own thread; stopped and joined on drop.
+pub struct TestBroker {
+    pub endpoint: String,
+    pub endpoints: Vec<String>,
+    stop: StopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub fn start() -> TestBroker {
+        TestBroker::start_with(test_config())
+    }
+
+    pub fn start_with(config: Config) -> TestBroker {
+        TestBroker::bind(&["tcp://127.0.0.1:*".to_string()], config)
+    }
+
+    pub fn bind(endpoints: &[String], config: Config) -> TestBroker {
+        let server = Server::bind(endpoints, config).expect("bind test broker");
+        let endpoints = server.endpoints().to_vec();
+        let stop = server.stop_handle();
+        let thread = std::thread::spawn(move || server.run().expect("broker run"));
+        TestBroker {
+            endpoint: endpoints[0].clone(),
+            endpoints,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the broker and waits for its thread.
+    pub fn stop(&mut self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("broker thread");
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One test process-wide context (each context costs threads).
+pub fn context() -> zmq::Context {
+    static CONTEXT: std::sync::OnceLock<zmq::Context> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(zmq::Context::new).clone()
+}
+
+/// A raw DEALER socket speaking frames, for wire-level tests.
+pub struct Peer {
+    pub socket: zmq::Socket,
+}
+
+impl Peer {
+    pub fn connect(endpoint: &str) -> Peer {
+        let socket = context().socket(zmq::DEALER).expect("socket");
+        socket.set_linger(0).expect("linger");
+        socket.set_rcvtimeo(50).expect("rcvtimeo");
+        socket.set_sndtimeo(1000).expect("sndtimeo");
+        socket.connect(endpoint).expect("connect");
+        Peer { socket }
+    }
+
+    pub fn send(&self, parts: &[&[u8]]) {
+        self.socket.send_multipart(parts.iter(), 0).expect("send");
+    }
+
+    /// The next message, or None once `within` has passed.
+    pub fn recv_within(&self, within: Duration) -> Option<Vec<Vec<u8>>> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match self.socket.recv_multipart(0) {
+                Ok(frames) => return Some(frames),
+                Err(zmq::Error::EAGAIN) => continue,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        None
+    }
+
+    /// The next message; fails the test after [`WAIT`].
+    pub fn recv(&self) -> Vec<Vec<u8>> {
+        self.recv_within(WAIT).expect("no message within the deadline")
+    }
+
+    /// The next message that is not a heartbeat; fails after [`WAIT`].
+    pub fn recv_skipping_heartbeats(&self) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(msg) = self.recv_within(deadline - Instant::now()) {
+                if !is_heartbeat(&msg) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no non-heartbeat message within the deadline");
+    }
+
+    /// Asserts that nothing but heartbeats arrive during `during`.
+    pub fn expect_silence(&self, during: Duration) {
+        let deadline = Instant::now() + during;
+        while Instant::now() < deadline {
+            if let Some(msg) = self.recv_within(deadline - Instant::now()) {
+                assert!(is_heartbeat(&msg), "expected silence, got {msg:?}");
+            }
+        }
+    }
+}
+
+pub fn is_heartbeat(msg: &[Vec<u8>]) -> bool {
+    let parts: Vec<&[u8]> = msg.iter().map(|f| f.as_slice()).collect();
+    matches!(
+        parts.as_slice(),
+        [b"", b"MDPW01", [4]] | [b"MDPW02", [5]] | [b"", b"MDPW02", [5]]
+    )
+}
+
+pub fn frames(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.to_vec()).collect()
+}
+
+/// Registers a raw MDP/0.1 worker and waits until the broker knows it
+/// (an mmi.service query answers 200).
+pub fn v01_worker(endpoint: &str, service: &str) -> Peer {
+    let worker = Peer::connect(endpoint);
+    worker.send(&[b"", b"MDPW01", &[1], service.as_bytes()]);
+    wait_for_service(endpoint, service);
+    worker
+}
+
+/// Registers a raw MDP/0.2 worker (18/MDP framing) and waits for it.
+pub fn v02_worker(endpoint: &str, service: &str) -> Peer {
+    let worker = Peer::connect(endpoint);
+    worker.send(&[b"MDPW02", &[1], service.as_bytes()]);
+    wait_for_service(endpoint, service);
+    worker
+}
+
+/// Asks mmi.service until it answers `code`; fails after [`WAIT`].
+pub fn wait_for_mmi(endpoint: &str, service: &str, code: &[u8]) {
+    let client = Peer::connect(endpoint);
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        client.send(&[b"", b"MDPC01", b"mmi.service", service.as_bytes()]);
+        let reply = client.recv();
+        if reply[3] == code {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!(
+        "mmi.service for {service} never answered {}",
+        String::from_utf8_lossy(code)
+    );
+}
+
+pub fn wait_for_service(endpoint: &str, service: &str) {
+    wait_for_mmi(endpoint, service, b"200");
+}

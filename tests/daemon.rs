@@ -1,0 +1,114 @@
+//! Tests of the `mdbroker` binary as an operator runs it: flags, the bound
+//! endpoint in its log, SIGTERM handling and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mdbroker");
+
+/// Starts `mdbroker` on an ephemeral port and reads the endpoint it logs.
+fn spawn_broker(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(endpoint) = line.split("listening on ").nth(1) {
+                let _ = tx.send(endpoint.trim().to_string());
+            }
+        }
+    });
+    let endpoint = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
+    (child, endpoint)
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_disconnects_workers_and_exits_zero_within_a_second() {
+    let (mut child, endpoint) = spawn_broker(&[]);
+    let w1 = v01_worker(&endpoint, "echo");
+    let w2 = v02_worker(&endpoint, "echo2");
+    let sent = Instant::now();
+    signal(&child, "TERM");
+    assert_eq!(w1.recv_skipping_heartbeats(), frames(&[b"", b"MDPW01", &[5]]));
+    assert_eq!(w2.recv_skipping_heartbeats(), frames(&[b"MDPW02", &[6]]));
+    let status = wait_exit(&mut child, Duration::from_secs(1)).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("mdbroker still running 1 s after SIGTERM")
+    });
+    assert!(status.success(), "exit status {status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn sigint_also_stops_it_cleanly() {
+    let (mut child, endpoint) = spawn_broker(&["-v"]);
+    let _worker = v01_worker(&endpoint, "echo");
+    signal(&child, "INT");
+    let status = wait_exit(&mut child, Duration::from_secs(1)).expect("still running after SIGINT");
+    assert!(status.success());
+}
+
+fn run_expecting_failure(args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mdbroker");
+    assert!(!output.status.success(), "mdbroker {args:?} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bind_failures_print_one_clear_line_and_exit_non_zero() {
+    let broker = TestBroker::start();
+    let in_use = run_expecting_failure(&["--bind", &broker.endpoint]);
+    assert!(
+        in_use.contains("cannot bind") && in_use.contains(&broker.endpoint),
+        "{in_use}"
+    );
+    assert_eq!(in_use.trim().lines().filter(|l| l.contains("cannot bind")).count(), 1);
+    let malformed = run_expecting_failure(&["--bind", "not-an-endpoint"]);
+    assert!(malformed.contains("cannot bind not-an-endpoint"), "{malformed}");
+}
+
+#[test]
+fn bad_flags_are_refused() {
+    for args in [
+        &["--heartbeat-interval", "0"][..],
+        &["--heartbeat-liveness", "x"],
+        &["--no-such-flag"],
+    ] {
+        let stderr = run_expecting_failure(args);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}

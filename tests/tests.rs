@@ -1,0 +1,5 @@
+//! The integration tests, in one binary (each test binary links libzmq).
+
+mod common;
+mod daemon;
+mod wire;
