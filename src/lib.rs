@@ -1,4 +1,46 @@
-//! placeholder
+//! # majordomo
+//!
+//! A [Majordomo Protocol](https://rfc.zeromq.org/spec/7/) broker for
+//! ZeroMQ: clients send requests to named services, workers register for a
+//! service and answer them, and the broker in between queues requests,
+//! gives each to the least recently used idle worker, watches workers with
+//! heartbeats and hands the request of a worker that dies to another one.
+//!
+//! One broker socket serves both protocol versions at once, recognised per
+//! message by its header:
+//!
+//! * **MDP/0.1** (7/MDP): one REPLY per request;
+//! * **MDP/0.2** (18/MDP): zero or more PARTIAL replies, then one FINAL;
+//! * **MMI** (8/MMI): `mmi.service` and the reserved `mmi.` namespace,
+//!   answered by the broker itself.
+//!
+//! ## Quick start
+//!
+//! Run the daemon with `cargo run --release --bin mdbroker -- -v`, or run a
+//! broker inside a program:
+//!
+//! ```no_run
+//! use majordomo::broker::{Config, Server};
+//!
+//! let server = Server::bind(&["tcp://127.0.0.1:5555"], Config::default())?;
+//! let stop = server.stop_handle();
+//! let thread = std::thread::spawn(move || server.run());
+//! // ... later:
+//! stop.stop();
+//! thread.join().expect("broker thread")?;
+//! # Ok::<(), majordomo::broker::ServerError>(())
+//! ```
+//!
+//! ## Modules
+//!
+//! * [`protocol`]: the wire format, typed commands for both versions,
+//!   decode and encode; no sockets, no state.
+//! * [`broker`]: the broker state machine (sans-IO: fed messages and time,
+//!   returns messages and its next deadline) and [`broker::server`], the
+//!   thin loop that owns the ROUTER socket.
+//! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
+//!   bytes, so bodies pass through the broker untouched.
+//! * [`hex`]: identities in logs.
 pub mod broker;
 pub mod frame;
 pub mod hex;

@@ -320,7 +320,7 @@ fn invalid_messages_are_dropped_and_the_broker_keeps_serving() {
     vandal.send(&[b"garbage"]);
     vandal.send(&[b"", b"MDPW01", &[9]]);
     vandal.send(&[b"", b"MDPC01", b"echo"]);
-    vandal.send(&[b"MDPC02", &[2], b"echo", b"x"]);
+    vandal.send(&[b"MDPC02", &[3], b"echo", b"x"]);
     worker.send(&[b"", b"MDPW01", &[1]]); // malformed READY from a known worker: dropped
     assert_eq!(vandal.recv_within(Duration::from_millis(200)), None);
     let client = Peer::connect(&broker.endpoint);
@@ -383,12 +383,14 @@ fn seeded_random_frames_never_break_the_broker() {
     let mut reply = None;
     while Instant::now() < deadline && reply.is_none() {
         for w in [&worker, &fresh] {
-            if let Some(msg) = w.recv_within(Duration::from_millis(5)) {
-                if msg.len() >= 6 && msg[1] == b"MDPW01" && msg[2] == [2] {
-                    let mut echo: Vec<&[u8]> = vec![b"", b"MDPW01", &[3]];
-                    echo.extend(msg[3..].iter().map(|f| f.as_slice()));
-                    w.send(&echo);
-                }
+            if let Some(msg) = w.recv_within(Duration::from_millis(5))
+                && msg.len() >= 6
+                && msg[1] == b"MDPW01"
+                && msg[2] == [2]
+            {
+                let mut echo: Vec<&[u8]> = vec![b"", b"MDPW01", &[3]];
+                echo.extend(msg[3..].iter().map(|f| f.as_slice()));
+                w.send(&echo);
             }
         }
         reply = client.recv_within(Duration::from_millis(1));
@@ -421,4 +423,20 @@ fn stopping_the_broker_disconnects_workers_of_both_versions() {
     broker.stop();
     assert_eq!(w1.recv_skipping_heartbeats(), frames(&[b"", b"MDPW01", &[5]]));
     assert_eq!(w2.recv_skipping_heartbeats(), frames(&[b"MDPW02", &[6]]));
+}
+
+#[test]
+fn majortomo_flavored_client_gets_partials_and_final_in_its_flavor() {
+    let broker = TestBroker::start();
+    let worker = v02_worker(&broker.endpoint, "stream");
+    let client = Peer::connect(&broker.endpoint);
+    // majortomo numbers client commands with the worker table (REQUEST 0x02)
+    // and its replies carry no service name.
+    client.send(&[b"", b"MDPC02", &[2], b"stream", b"go"]);
+    let request = worker.recv_skipping_heartbeats();
+    assert_eq!(request[4], b"go");
+    worker.send(&[b"MDPW02", &[3], &request[2], b"", b"p"]);
+    worker.send(&[b"MDPW02", &[4], &request[2], b"", b"f"]);
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC02", &[3], b"p"]));
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC02", &[4], b"f"]));
 }

@@ -13,6 +13,12 @@
 //!   MDP/0.2 implementation keeps it. The decoder finds the header at frame
 //!   0, or at frame 1 after an empty frame, and records which ([`Framing`]),
 //!   so the broker can answer every peer in the framing it used.
+//! * **MDP/0.2 clients come in two flavors.** 18/MDP numbers client
+//!   commands REQUEST 0x01, PARTIAL 0x02, FINAL 0x03, and its replies name
+//!   the service; majortomo numbers them with the worker table (REQUEST
+//!   0x02, PARTIAL 0x03, FINAL 0x04) and its replies do not name the
+//!   service. A client only ever sends REQUEST, so its byte tells the two
+//!   apart, and the broker answers in the client's own flavor ([`Flavor`]).
 //! * **Direction matters.** An MDP/0.1 client REQUEST and the REPLY to it
 //!   are identical on the wire, so there is one decoder per receiving role:
 //!   [`decode_at_broker`], [`decode_at_client`], [`decode_at_worker`]. A
@@ -82,14 +88,29 @@ pub enum Framing {
     Bare,
 }
 
-/// How a peer frames its commands: version and leading-frame style. A
-/// reply is encoded in the dialect of the command it answers.
+/// Which MDP/0.2 client protocol a client speaks: 18/MDP's, or
+/// majortomo's. (MDP/0.1 and all worker commands have only one form.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// 18/MDP: REQUEST 0x01, PARTIAL 0x02, FINAL 0x03, and replies carry
+    /// the service name frame.
+    Rfc,
+    /// majortomo: client commands numbered with the worker table (REQUEST
+    /// 0x02, PARTIAL 0x03, FINAL 0x04), and replies carry no service name.
+    Majortomo,
+}
+
+/// How a peer frames its commands: version, leading-frame style and client
+/// flavor. A reply is encoded in the dialect of the command it
+/// answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Dialect {
     /// MDP/0.1 or MDP/0.2.
     pub version: Version,
     /// With or without the leading empty frame.
     pub framing: Framing,
+    /// 18/MDP's or majortomo's client protocol (MDP/0.2 clients only).
+    pub flavor: Flavor,
 }
 
 impl Dialect {
@@ -97,11 +118,20 @@ impl Dialect {
     pub const V01: Dialect = Dialect {
         version: Version::V01,
         framing: Framing::Delimited,
+        flavor: Flavor::Rfc,
     };
     /// MDP/0.2 as 18/MDP writes it: no leading empty frame.
     pub const V02: Dialect = Dialect {
         version: Version::V02,
         framing: Framing::Bare,
+        flavor: Flavor::Rfc,
+    };
+    /// MDP/0.2 as majortomo's client speaks it: leading empty frame, client
+    /// commands numbered with the worker table, no service name in replies.
+    pub const MAJORTOMO: Dialect = Dialect {
+        version: Version::V02,
+        framing: Framing::Delimited,
+        flavor: Flavor::Majortomo,
     };
 
     /// The dialect the specification writes for `version`.
@@ -115,10 +145,17 @@ impl Dialect {
 
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.framing {
-            Framing::Delimited => write!(f, "{}", self.version),
-            Framing::Bare => write!(f, "{} (bare)", self.version),
+        write!(f, "{}", self.version)?;
+        if self.framing == Framing::Bare && self.version == Version::V01 {
+            write!(f, " (no leading empty frame)")?;
         }
+        if self.framing == Framing::Delimited && self.version == Version::V02 {
+            write!(f, " (leading empty frame)")?;
+        }
+        if self.flavor == Flavor::Majortomo {
+            write!(f, " (majortomo flavor)")?;
+        }
+        Ok(())
     }
 }
 
@@ -259,21 +296,39 @@ impl WorkerOp {
     }
 }
 
-/// 18/MDP's client command bytes (MDP/0.1 client commands have none).
-fn client_kind_byte(kind: ClientKind) -> u8 {
-    match kind {
+/// MDP/0.2 client command bytes (MDP/0.1 client commands have none).
+fn client_kind_byte(kind: ClientKind, flavor: Flavor) -> u8 {
+    let spec = match kind {
         ClientKind::Request => 0x01,
         ClientKind::Partial => 0x02,
         ClientKind::Final => 0x03,
+    };
+    match flavor {
+        Flavor::Rfc => spec,
+        Flavor::Majortomo => spec + 1,
     }
 }
 
-fn client_kind_from_byte(byte: u8) -> Option<ClientKind> {
-    match byte {
+fn client_kind_from_byte(byte: u8, flavor: Flavor) -> Option<ClientKind> {
+    let spec = match flavor {
+        Flavor::Rfc => byte,
+        Flavor::Majortomo => byte.checked_sub(1)?,
+    };
+    match spec {
         0x01 => Some(ClientKind::Request),
         0x02 => Some(ClientKind::Partial),
         0x03 => Some(ClientKind::Final),
         _ => None,
+    }
+}
+
+/// The flavor a client's REQUEST byte reveals: 0x01 is 18/MDP's, 0x02
+/// majortomo's (a client never sends PARTIAL, so 0x02 is not ambiguous).
+fn request_flavor(byte: u8) -> Flavor {
+    if byte == client_kind_byte(ClientKind::Request, Flavor::Majortomo) {
+        Flavor::Majortomo
+    } else {
+        Flavor::Rfc
     }
 }
 
@@ -374,18 +429,26 @@ fn open(frames: Vec<Frame>) -> Result<(Header, Framing, Cursor), ProtocolError> 
 }
 
 /// Decodes a client command after its header. MDP/0.1 client commands
-/// carry no command byte, so their kind is given by the direction.
-fn client_command(version: Version, mut cursor: Cursor, v01_kind: ClientKind) -> Result<ClientCommand, ProtocolError> {
-    let kind = match version {
-        Version::V01 => v01_kind,
+/// carry no command byte, so their kind is given by the direction. At the
+/// broker (`at_broker`), the byte also reveals the client's flavor.
+fn client_command(
+    version: Version,
+    mut cursor: Cursor,
+    at_broker: bool,
+) -> Result<(ClientCommand, Flavor), ProtocolError> {
+    let (kind, flavor) = match version {
+        Version::V01 if at_broker => (ClientKind::Request, Flavor::Rfc),
+        Version::V01 => (ClientKind::Final, Flavor::Rfc),
         Version::V02 => {
             let byte = cursor.command_byte()?;
-            client_kind_from_byte(byte).ok_or(ProtocolError::UnknownCommand { version, byte })?
+            let flavor = if at_broker { request_flavor(byte) } else { Flavor::Rfc };
+            let kind = client_kind_from_byte(byte, flavor).ok_or(ProtocolError::UnknownCommand { version, byte })?;
+            (kind, flavor)
         }
     };
     let service = cursor.service()?;
     let body = cursor.body()?;
-    Ok(ClientCommand { kind, service, body })
+    Ok((ClientCommand { kind, service, body }, flavor))
 }
 
 /// Decodes a worker command after its header.
@@ -425,18 +488,32 @@ pub fn decode_at_broker(frames: Vec<Frame>) -> Result<(Dialect, Inbound), Protoc
     let (header, framing, cursor) = open(frames)?;
     match header {
         Header::Client(version) => {
-            let cmd = client_command(version, cursor, ClientKind::Request)?;
+            let (cmd, flavor) = client_command(version, cursor, true)?;
             if cmd.kind != ClientKind::Request {
                 return Err(ProtocolError::WrongDirection(client_kind_name(cmd.kind)));
             }
-            Ok((Dialect { version, framing }, Inbound::Client(cmd)))
+            Ok((
+                Dialect {
+                    version,
+                    framing,
+                    flavor,
+                },
+                Inbound::Client(cmd),
+            ))
         }
         Header::Worker(version) => {
             let cmd = worker_command(version, cursor)?;
             if matches!(cmd, WorkerCommand::Request { .. }) {
                 return Err(ProtocolError::WrongDirection("worker REQUEST"));
             }
-            Ok((Dialect { version, framing }, Inbound::Worker(cmd)))
+            Ok((
+                Dialect {
+                    version,
+                    framing,
+                    flavor: Flavor::Rfc,
+                },
+                Inbound::Worker(cmd),
+            ))
         }
     }
 }
@@ -448,11 +525,18 @@ pub fn decode_at_client(frames: Vec<Frame>) -> Result<(Dialect, ClientCommand), 
     let Header::Client(version) = header else {
         return Err(ProtocolError::WrongDirection("worker command to a client"));
     };
-    let cmd = client_command(version, cursor, ClientKind::Final)?;
+    let (cmd, flavor) = client_command(version, cursor, false)?;
     if cmd.kind == ClientKind::Request {
         return Err(ProtocolError::WrongDirection("client REQUEST"));
     }
-    Ok((Dialect { version, framing }, cmd))
+    Ok((
+        Dialect {
+            version,
+            framing,
+            flavor,
+        },
+        cmd,
+    ))
 }
 
 /// Decodes what a worker receives from its broker: REQUEST, HEARTBEAT or
@@ -464,9 +548,14 @@ pub fn decode_at_worker(frames: Vec<Frame>) -> Result<(Dialect, WorkerCommand), 
     };
     let cmd = worker_command(version, cursor)?;
     match cmd {
-        WorkerCommand::Request { .. } | WorkerCommand::Heartbeat | WorkerCommand::Disconnect => {
-            Ok((Dialect { version, framing }, cmd))
-        }
+        WorkerCommand::Request { .. } | WorkerCommand::Heartbeat | WorkerCommand::Disconnect => Ok((
+            Dialect {
+                version,
+                framing,
+                flavor: Flavor::Rfc,
+            },
+            cmd,
+        )),
         other => Err(ProtocolError::WrongDirection(other.name())),
     }
 }
@@ -490,10 +579,12 @@ pub fn encode_client(out: &mut Vec<Frame>, dialect: Dialect, cmd: ClientCommand)
         }
         Version::V02 => {
             push_header(out, dialect, MDPC02);
-            out.push(Frame::from_slice(&[client_kind_byte(cmd.kind)]));
+            out.push(Frame::from_slice(&[client_kind_byte(cmd.kind, dialect.flavor)]));
         }
     }
-    out.push(cmd.service);
+    if dialect.flavor == Flavor::Rfc {
+        out.push(cmd.service);
+    }
     out.extend(cmd.body);
     Ok(())
 }

@@ -36,9 +36,34 @@ fn decodes_v02_client_request_bare_and_delimited() {
         dialect,
         Dialect {
             version: Version::V02,
-            framing: Framing::Delimited
+            framing: Framing::Delimited,
+            flavor: Flavor::Rfc,
         }
     );
+}
+
+#[test]
+fn majortomo_client_flavor_is_recognised_by_its_request_byte() {
+    let (dialect, inbound) = decode_at_broker(frames(&[b"", b"MDPC02", &[2], b"echo", b"x"])).unwrap();
+    assert_eq!(dialect, Dialect::MAJORTOMO);
+    assert_eq!(inbound, Inbound::Client(client_request(b"echo", &[b"x"])));
+    let mut out = Vec::new();
+    let fin = ClientCommand {
+        kind: ClientKind::Final,
+        service: "echo".into(),
+        body: frames(&[b"r"]),
+    };
+    encode_client(&mut out, Dialect::MAJORTOMO, fin).unwrap();
+    let no_service_frame = vec![vec![], b"MDPC02".to_vec(), vec![4], b"r".to_vec()];
+    assert_eq!(bytes(&out), no_service_frame);
+    let mut out = Vec::new();
+    let partial = ClientCommand {
+        kind: ClientKind::Partial,
+        service: "echo".into(),
+        body: frames(&[b"p"]),
+    };
+    encode_client(&mut out, Dialect::MAJORTOMO, partial).unwrap();
+    assert_eq!(out[2][..], [3]);
 }
 
 #[test]
@@ -48,7 +73,8 @@ fn decodes_v01_client_without_leading_frame_as_bare() {
         dialect,
         Dialect {
             version: Version::V01,
-            framing: Framing::Bare
+            framing: Framing::Bare,
+            flavor: Flavor::Rfc,
         }
     );
 }
@@ -170,7 +196,6 @@ fn rejects_every_kind_of_malformation() {
         (vec![b"", b"MDPC01", b""], EmptyService),
         (vec![b"", b"MDPC01", b"svc"], MissingBody),
         (vec![b"MDPC02", &[1], b"svc"], MissingBody),
-        (vec![b"MDPC02", &[2], b"svc", b"x"], WrongDirection("client PARTIAL")),
         (
             vec![b"MDPC02", &[3], b"svc", b"x"],
             WrongDirection("client FINAL/REPLY"),
@@ -280,6 +305,7 @@ fn encodes_worker_commands_in_each_dialect() {
     let delimited_v02 = Dialect {
         version: Version::V02,
         framing: Framing::Delimited,
+        flavor: Flavor::Rfc,
     };
     encode_worker(&mut out, delimited_v02, WorkerCommand::Heartbeat).unwrap();
     assert_eq!(bytes(&out), vec![vec![], b"MDPW02".to_vec(), vec![5]]);
@@ -294,7 +320,11 @@ fn encodes_worker_commands_in_each_dialect() {
 fn every_worker_command_round_trips_in_both_versions_and_framings() {
     for version in [Version::V01, Version::V02] {
         for framing in [Framing::Delimited, Framing::Bare] {
-            let dialect = Dialect { version, framing };
+            let dialect = Dialect {
+                version,
+                framing,
+                flavor: Flavor::Rfc,
+            };
             let mut commands = vec![
                 WorkerCommand::Ready { service: "svc".into() },
                 WorkerCommand::Final {

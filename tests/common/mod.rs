@@ -127,10 +127,10 @@ impl Peer {
     pub fn recv_skipping_heartbeats(&self) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            if let Some(msg) = self.recv_within(deadline - Instant::now()) {
-                if !is_heartbeat(&msg) {
-                    return msg;
-                }
+            if let Some(msg) = self.recv_within(deadline - Instant::now())
+                && !is_heartbeat(&msg)
+            {
+                return msg;
             }
         }
         panic!("no non-heartbeat message within the deadline");
