@@ -38,10 +38,21 @@
 //! * [`broker`]: the broker state machine (sans-IO: fed messages and time,
 //!   returns messages and its next deadline) and [`broker::server`], the
 //!   thin loop that owns the ROUTER socket.
+//! * [`client`]: [`Client`] (one request at a time, timeout and retries on
+//!   a fresh socket) and [`AsyncClient`] (many requests in flight).
+//! * [`worker`]: [`Worker`], which registers a service, heartbeats from a
+//!   background thread even while the program works, and reconnects by
+//!   itself.
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
 //!   bytes, so bodies pass through the broker untouched.
 //! * [`hex`]: identities in logs.
 pub mod broker;
+pub mod client;
 pub mod frame;
 pub mod hex;
 pub mod protocol;
+pub mod worker;
+
+pub use client::{AsyncClient, Client, ClientConfig, ClientError, Reply};
+pub use protocol::Version;
+pub use worker::{Request, Worker, WorkerConfig, WorkerError};

@@ -1,0 +1,311 @@
+//! MDP clients: [`Client`] for one request at a time with timeout and
+//! retries, [`AsyncClient`] for many requests in flight.
+//!
+//! [`Client`] follows the recovery strategy 7/MDP recommends: poll with a
+//! timeout, and if no reply comes, close the socket, open a new one and send
+//! the request again, a set number of times, then report failure. A fresh
+//! socket per attempt means a late reply to an abandoned attempt can never
+//! be mistaken for the answer to the next one.
+//!
+//! Sockets are created with `ZMQ_IMMEDIATE`, so a request is only queued on
+//! a completed connection: that is how a client tells "no broker there"
+//! ([`ClientError::Unreachable`]) from "the broker took the request but no
+//! reply came" ([`ClientError::Timeout`]).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use crate::frame::{self, Frame};
+use crate::protocol::{self, ClientCommand, ClientKind, Dialect, ProtocolError, Version};
+
+/// Settings shared by [`Client`] and [`AsyncClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The protocol version to speak (MDP/0.2 is needed for PARTIAL replies).
+    pub version: Version,
+    /// How long to wait for a reply (or, for [`Client`], for each attempt).
+    pub timeout: Duration,
+    /// How many attempts [`Client::request`] makes, each on a new socket.
+    pub retries: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            version: Version::V01,
+            timeout: Duration::from_millis(2500),
+            retries: 3,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The broker took the request but no reply came, on any attempt.
+    Timeout {
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// No connection to the broker could be made, on any attempt.
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+    },
+    /// The reply did not decode as an MDP client reply.
+    Malformed(ProtocolError),
+    /// The reply named another service or protocol version than the request.
+    Mismatched(String),
+    /// A socket call failed (for example, a malformed endpoint).
+    Zmq(zmq::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Timeout { attempts } => write!(f, "no reply after {attempts} attempt(s)"),
+            ClientError::Unreachable { endpoint } => write!(f, "broker at {endpoint} cannot be reached"),
+            ClientError::Malformed(e) => write!(f, "malformed reply: {e}"),
+            ClientError::Mismatched(what) => write!(f, "reply does not match the request: {what}"),
+            ClientError::Zmq(e) => write!(f, "socket error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<zmq::Error> for ClientError {
+    fn from(e: zmq::Error) -> ClientError {
+        ClientError::Zmq(e)
+    }
+}
+
+/// One reply (or piece of a streamed reply) as a client receives it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The service that answered (empty from brokers that omit it).
+    pub service: Vec<u8>,
+    /// The body frames.
+    pub body: Vec<Frame>,
+    /// `true` for the FINAL (or MDP/0.1 REPLY), `false` for a PARTIAL.
+    pub last: bool,
+}
+
+fn dealer(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, ClientError> {
+    let socket = context.socket(zmq::DEALER)?;
+    socket.set_linger(0)?;
+    socket.set_immediate(true)?;
+    socket.connect(endpoint)?;
+    Ok(socket)
+}
+
+fn encode_request(version: Version, service: &[u8], body: &[Frame]) -> Vec<Frame> {
+    let mut frames = Vec::with_capacity(4 + body.len());
+    let cmd = ClientCommand {
+        kind: ClientKind::Request,
+        service: Frame::from_slice(service),
+        body: body.iter().map(Frame::share).collect(),
+    };
+    // A REQUEST exists in both versions, so encoding cannot fail.
+    let _ = protocol::encode_client(&mut frames, Dialect::standard(version), cmd);
+    frames
+}
+
+/// Waits until `socket` has a completed connection to send on.
+fn wait_writable(socket: &zmq::Socket, within: Duration) -> Result<bool, ClientError> {
+    let ready = socket.poll(zmq::POLLOUT, millis(within))?;
+    Ok(ready > 0)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Receives and decodes one reply, checking it answers `service` in
+/// `version`; `None` if nothing came before `deadline`.
+fn recv_reply(
+    socket: &mut zmq::Socket,
+    version: Version,
+    service: Option<&[u8]>,
+    deadline: Instant,
+) -> Result<Option<Reply>, ClientError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if socket.poll(zmq::POLLIN, millis(left))? == 0 {
+        return Ok(None);
+    }
+    let frames = frame::recv_multipart(socket, false)?;
+    let (dialect, cmd) = protocol::decode_at_client(frames).map_err(ClientError::Malformed)?;
+    if dialect.version != version {
+        return Err(ClientError::Mismatched(format!("answered in {}", dialect.version)));
+    }
+    if let Some(service) = service
+        && cmd.service[..] != *service
+    {
+        let got = String::from_utf8_lossy(&cmd.service).into_owned();
+        return Err(ClientError::Mismatched(format!("answered by service '{got}'")));
+    }
+    Ok(Some(Reply {
+        service: cmd.service.to_vec(),
+        body: cmd.body,
+        last: cmd.kind == ClientKind::Final,
+    }))
+}
+
+/// A synchronous MDP client: one request at a time, with timeout and
+/// retries on a fresh socket.
+pub struct Client {
+    context: zmq::Context,
+    endpoint: String,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// A client for the broker at `endpoint`. Sockets are made per request.
+    pub fn new(endpoint: &str, config: ClientConfig) -> Client {
+        Client {
+            context: zmq::Context::new(),
+            endpoint: endpoint.to_owned(),
+            config,
+        }
+    }
+
+    /// Sends `body` to `service` and returns the reply's body. For MDP/0.2,
+    /// PARTIAL replies are skipped; use [`Client::request_streaming`] to see
+    /// them.
+    pub fn request<B: Into<Frame>>(
+        &mut self,
+        service: &str,
+        body: impl IntoIterator<Item = B>,
+    ) -> Result<Vec<Frame>, ClientError> {
+        self.request_streaming(service, body, |_| {})
+    }
+
+    /// Like [`Client::request`], handing each PARTIAL's body to
+    /// `on_partial` as it arrives. Each PARTIAL restarts the timeout.
+    pub fn request_streaming<B: Into<Frame>>(
+        &mut self,
+        service: &str,
+        body: impl IntoIterator<Item = B>,
+        mut on_partial: impl FnMut(Vec<Frame>),
+    ) -> Result<Vec<Frame>, ClientError> {
+        let body: Vec<Frame> = body.into_iter().map(Into::into).collect();
+        let attempts = self.config.retries.max(1);
+        let mut reached = false;
+        for attempt in 1..=attempts {
+            let mut socket = dealer(&self.context, &self.endpoint)?;
+            if !wait_writable(&socket, self.config.timeout)? {
+                debug!("attempt {attempt}: no connection to {}", self.endpoint);
+                continue;
+            }
+            reached = true;
+            frame::send_multipart(
+                &mut socket,
+                encode_request(self.config.version, service.as_bytes(), &body),
+            )?;
+            let mut deadline = Instant::now() + self.config.timeout;
+            while let Some(reply) = recv_reply(&mut socket, self.config.version, Some(service.as_bytes()), deadline)? {
+                if reply.last {
+                    return Ok(reply.body);
+                }
+                on_partial(reply.body);
+                deadline = Instant::now() + self.config.timeout;
+            }
+            debug!(
+                "attempt {attempt}: no reply from '{service}' within {:?}",
+                self.config.timeout
+            );
+        }
+        if reached {
+            Err(ClientError::Timeout { attempts })
+        } else {
+            Err(ClientError::Unreachable {
+                endpoint: self.endpoint.clone(),
+            })
+        }
+    }
+
+    /// Asks the broker (8/MMI `mmi.service`) whether `service` has at least
+    /// one worker.
+    pub fn service_exists(&mut self, service: &str) -> Result<bool, ClientError> {
+        let reply = self.request("mmi.service", [service])?;
+        match reply.first().map(|f| &f[..]) {
+            Some(b"200") => Ok(true),
+            Some(b"404") => Ok(false),
+            other => Err(ClientError::Mismatched(format!(
+                "mmi.service answered {:?}",
+                other.map(String::from_utf8_lossy)
+            ))),
+        }
+    }
+}
+
+/// An asynchronous MDP client: sends requests without waiting and takes
+/// replies as they arrive, over one DEALER socket.
+///
+/// MDP carries no request identifier, so replies come back in the order
+/// workers finish; put whatever you need to match them in the body.
+pub struct AsyncClient {
+    socket: zmq::Socket,
+    config: ClientConfig,
+    endpoint: String,
+    outstanding: usize,
+    _context: zmq::Context,
+}
+
+impl AsyncClient {
+    /// Connects to the broker at `endpoint`.
+    pub fn connect(endpoint: &str, config: ClientConfig) -> Result<AsyncClient, ClientError> {
+        let context = zmq::Context::new();
+        let socket = dealer(&context, endpoint)?;
+        socket.set_sndtimeo(i32::try_from(config.timeout.as_millis()).unwrap_or(i32::MAX))?;
+        Ok(AsyncClient {
+            socket,
+            config,
+            endpoint: endpoint.to_owned(),
+            outstanding: 0,
+            _context: context,
+        })
+    }
+
+    /// Sends a request. Waits at most the timeout for a connection to the
+    /// broker; fails with [`ClientError::Unreachable`] if there is none.
+    pub fn send<B: Into<Frame>>(
+        &mut self,
+        service: &str,
+        body: impl IntoIterator<Item = B>,
+    ) -> Result<(), ClientError> {
+        let body: Vec<Frame> = body.into_iter().map(Into::into).collect();
+        if !wait_writable(&self.socket, self.config.timeout)? {
+            return Err(ClientError::Unreachable {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        frame::send_multipart(
+            &mut self.socket,
+            encode_request(self.config.version, service.as_bytes(), &body),
+        )?;
+        self.outstanding += 1;
+        Ok(())
+    }
+
+    /// The next reply or PARTIAL, waiting at most the timeout.
+    pub fn recv(&mut self) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.config.timeout;
+        match recv_reply(&mut self.socket, self.config.version, None, deadline)? {
+            Some(reply) => {
+                if reply.last {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
+                Ok(reply)
+            }
+            None => Err(ClientError::Timeout { attempts: 1 }),
+        }
+    }
+
+    /// Requests sent whose FINAL reply has not arrived yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+}
