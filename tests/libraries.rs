@@ -282,7 +282,7 @@ fn request_made_while_the_broker_is_down_succeeds_on_a_retry() {
         let endpoint = endpoint.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(150)); // down during the first attempt
-            let broker = TestBroker::bind(&[endpoint.clone()], test_config());
+            let broker = TestBroker::bind(std::slice::from_ref(&endpoint), test_config());
             let worker = EchoWorker::start(&endpoint, "late", Version::V01, 0);
             (broker, worker)
         })
