@@ -3,9 +3,10 @@
 //!
 //! [`Client`] follows the recovery strategy 7/MDP recommends: poll with a
 //! timeout, and if no reply comes, close the socket, open a new one and send
-//! the request again, a set number of times, then report failure. A fresh
-//! socket per attempt means a late reply to an abandoned attempt can never
-//! be mistaken for the answer to the next one.
+//! the request again, a set number of times, then report failure. A socket
+//! that saw a failed attempt is never used again, so a late reply to an
+//! abandoned attempt can never be mistaken for the answer to the next one;
+//! while requests succeed, the client keeps its one connection.
 //!
 //! Sockets are created with `ZMQ_IMMEDIATE`, so a request is only queued on
 //! a completed connection: that is how a client tells "no broker there"
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::frame::{self, Frame};
+use crate::poll;
 use crate::protocol::{self, ClientCommand, ClientKind, Dialect, ProtocolError, Version};
 
 /// Settings shared by [`Client`] and [`AsyncClient`].
@@ -115,12 +117,8 @@ fn encode_request(version: Version, service: &[u8], body: &[Frame]) -> Vec<Frame
 
 /// Waits until `socket` has a completed connection to send on.
 fn wait_writable(socket: &zmq::Socket, within: Duration) -> Result<bool, ClientError> {
-    let ready = socket.poll(zmq::POLLOUT, millis(within))?;
+    let ready = socket.poll(zmq::POLLOUT, poll::timeout_ms(within))?;
     Ok(ready > 0)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Receives and decodes one reply, checking it answers `service` in
@@ -131,8 +129,7 @@ fn recv_reply(
     service: Option<&[u8]>,
     deadline: Instant,
 ) -> Result<Option<Reply>, ClientError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if socket.poll(zmq::POLLIN, millis(left))? == 0 {
+    if socket.poll(zmq::POLLIN, poll::until_ms(deadline))? == 0 {
         return Ok(None);
     }
     let frames = frame::recv_multipart(socket, false)?;
@@ -156,18 +153,21 @@ fn recv_reply(
 /// A synchronous MDP client: one request at a time, with timeout and
 /// retries on a fresh socket.
 pub struct Client {
-    context: zmq::Context,
     endpoint: String,
     config: ClientConfig,
+    /// The connection, kept while requests succeed.
+    socket: Option<zmq::Socket>,
+    context: zmq::Context,
 }
 
 impl Client {
-    /// A client for the broker at `endpoint`. Sockets are made per request.
+    /// A client for the broker at `endpoint`; it connects on first use.
     pub fn new(endpoint: &str, config: ClientConfig) -> Client {
         Client {
-            context: zmq::Context::new(),
             endpoint: endpoint.to_owned(),
             config,
+            socket: None,
+            context: zmq::Context::new(),
         }
     }
 
@@ -194,7 +194,12 @@ impl Client {
         let attempts = self.config.retries.max(1);
         let mut reached = false;
         for attempt in 1..=attempts {
-            let mut socket = dealer(&self.context, &self.endpoint)?;
+            // Taken out, and put back only if this attempt succeeds: a
+            // socket that saw a failure is never used again.
+            let mut socket = match self.socket.take() {
+                Some(socket) => socket,
+                None => dealer(&self.context, &self.endpoint)?,
+            };
             if !wait_writable(&socket, self.config.timeout)? {
                 debug!("attempt {attempt}: no connection to {}", self.endpoint);
                 continue;
@@ -207,6 +212,7 @@ impl Client {
             let mut deadline = Instant::now() + self.config.timeout;
             while let Some(reply) = recv_reply(&mut socket, self.config.version, Some(service.as_bytes()), deadline)? {
                 if reply.last {
+                    self.socket = Some(socket);
                     return Ok(reply.body);
                 }
                 on_partial(reply.body);

@@ -151,6 +151,12 @@ impl<const N: usize> From<&[u8; N]> for Frame {
     }
 }
 
+impl From<String> for Frame {
+    fn from(data: String) -> Frame {
+        Frame::from_slice(data.as_bytes())
+    }
+}
+
 impl From<Vec<u8>> for Frame {
     fn from(data: Vec<u8>) -> Frame {
         Frame::from_slice(&data)

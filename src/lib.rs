@@ -50,6 +50,7 @@ pub mod broker;
 pub mod client;
 pub mod frame;
 pub mod hex;
+mod poll;
 pub mod protocol;
 pub mod worker;
 

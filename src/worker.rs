@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use crate::frame::{self, Frame};
+use crate::poll;
 use crate::protocol::{self, Dialect, Version, WorkerCommand};
 
 /// How a worker talks to its broker.
@@ -138,7 +139,7 @@ impl Worker {
 
     /// Waits at most `timeout` (forever if `None`) for the next request.
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Request>, WorkerError> {
-        let timeout_ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let timeout_ms = timeout.map_or(-1, poll::timeout_ms);
         if self.pipe.poll(zmq::POLLIN, timeout_ms)? == 0 {
             return Ok(None);
         }
@@ -284,8 +285,7 @@ impl Link {
     fn run(mut self, mut pipe: zmq::Socket) {
         loop {
             self.on_time();
-            let timeout = self.next_deadline().saturating_duration_since(Instant::now());
-            let timeout_ms = i64::try_from(timeout.as_millis() + 1).unwrap_or(i64::MAX);
+            let timeout_ms = poll::until_ms(self.next_deadline());
             let (pipe_ready, socket_ready) = {
                 let mut items = vec![pipe.as_poll_item(zmq::POLLIN)];
                 if let Some(socket) = &self.socket {

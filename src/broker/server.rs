@@ -27,6 +27,7 @@ use log::{debug, info};
 
 use super::{Broker, Config, Outbound, Recipient};
 use crate::frame::{self, Frame};
+use crate::poll;
 
 /// How long the socket may spend flushing DISCONNECTs when the broker stops.
 const LINGER: Duration = Duration::from_millis(500);
@@ -178,7 +179,7 @@ impl Server {
     /// next deadline. Returns (socket readable, stop requested).
     fn wait(&mut self) -> Result<(bool, bool), ServerError> {
         let timeout = match self.broker.next_deadline() {
-            Some(at) => millis_rounded_up(at.saturating_duration_since(Instant::now())),
+            Some(at) => poll::until_ms(at),
             None => -1,
         };
         let mut items = [
@@ -243,9 +244,4 @@ impl Server {
             }
         }
     }
-}
-
-fn millis_rounded_up(d: Duration) -> i64 {
-    let millis = d.as_nanos().div_ceil(1_000_000);
-    i64::try_from(millis).unwrap_or(i64::MAX)
 }

@@ -1,0 +1,63 @@
+//! An echo worker: registers a service and answers each request with its
+//! own body (for MDP/0.2, optionally after streaming some PARTIALs).
+//!
+//! ```sh
+//! cargo run --release --example mdworker -- --service echo
+//! ```
+
+use clap::Parser;
+use majordomo::{Version, Worker, WorkerConfig};
+
+#[derive(Parser)]
+#[command(about = "MDP echo worker")]
+struct Args {
+    /// Broker endpoint.
+    #[arg(long, default_value = "tcp://localhost:5555")]
+    broker: String,
+    /// Service to register.
+    #[arg(long, default_value = "echo")]
+    service: String,
+    /// Requests to serve before exiting (0: serve forever).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// Protocol version: 1 (MDP/0.1) or 2 (MDP/0.2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    version: u8,
+    /// PARTIAL replies to stream before each FINAL (MDP/0.2 only).
+    #[arg(long, default_value_t = 0)]
+    partials: u32,
+    /// Heartbeat interval in milliseconds (match the broker's).
+    #[arg(long, default_value_t = 2500)]
+    heartbeat_interval: u64,
+    /// Log the worker's link to the broker.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let level = if args.verbose { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    if args.partials > 0 && version != Version::V02 {
+        return Err("--partials needs --version 2".into());
+    }
+    let config = WorkerConfig {
+        version,
+        heartbeat_interval: std::time::Duration::from_millis(args.heartbeat_interval),
+        ..WorkerConfig::default()
+    };
+    let mut worker = Worker::connect(&args.broker, &args.service, config)?;
+    let mut served = 0u64;
+    while args.count == 0 || served < args.count {
+        let request = worker.recv()?;
+        for i in 0..args.partials {
+            worker.partial(&request, [format!("partial {i}")])?;
+        }
+        let body: Vec<Vec<u8>> = request.body.iter().map(|f| f.to_vec()).collect();
+        worker.reply(request, body)?;
+        served += 1;
+    }
+    println!("served {served} requests");
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Asks the broker whether a service has workers (8/MMI `mmi.service`).
+//!
+//! ```sh
+//! cargo run --example mmiecho -- --service echo
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use majordomo::{Client, ClientConfig, Version};
+
+#[derive(Parser)]
+#[command(about = "Ask mmi.service whether a service has workers")]
+struct Args {
+    /// Broker endpoint.
+    #[arg(long, default_value = "tcp://localhost:5555")]
+    broker: String,
+    /// Service to look up.
+    #[arg(long, default_value = "echo")]
+    service: String,
+    /// Protocol version: 1 (MDP/0.1) or 2 (MDP/0.2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    version: u8,
+    /// Timeout in milliseconds.
+    #[arg(long, default_value_t = 2500)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = ClientConfig {
+        version: if args.version == 2 { Version::V02 } else { Version::V01 },
+        timeout: Duration::from_millis(args.timeout),
+        retries: 1,
+    };
+    match Client::new(&args.broker, config).service_exists(&args.service) {
+        Ok(true) => {
+            println!("{}: 200 (has workers)", args.service);
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("{}: 404 (no workers)", args.service);
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            eprintln!("mmiecho: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
