@@ -57,3 +57,9 @@ pub mod worker;
 pub use client::{AsyncClient, Client, ClientConfig, ClientError, Reply};
 pub use protocol::Version;
 pub use worker::{Request, Worker, WorkerConfig, WorkerError};
+
+/// The README's and the guide's code, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/guide.md")]
+struct DocumentationExamples;
