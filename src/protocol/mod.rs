@@ -332,6 +332,17 @@ fn request_flavor(byte: u8) -> Flavor {
     }
 }
 
+impl ClientKind {
+    /// The command's name as the specs write it, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientKind::Request => "REQUEST",
+            ClientKind::Partial => "PARTIAL",
+            ClientKind::Final => "FINAL/REPLY",
+        }
+    }
+}
+
 fn client_kind_name(kind: ClientKind) -> &'static str {
     match kind {
         ClientKind::Request => "client REQUEST",
