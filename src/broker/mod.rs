@@ -290,8 +290,9 @@ impl Broker {
 
     fn reply_to_client(&mut self, client: Frame, dialect: Dialect, kind: ClientKind, service: Frame, body: Vec<Frame>) {
         debug!(
-            "-> client {} {dialect} {kind:?} ({} body frames)",
+            "-> client {} {dialect} {} ({} body frames)",
             Hex(&client),
+            kind.name(),
             body.len()
         );
         let mut frames = Vec::with_capacity(4 + body.len());
