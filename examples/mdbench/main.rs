@@ -1,0 +1,289 @@
+//! mdbench: measures the broker against two baselines in one run.
+//!
+//! For each system (mdbroker, an LRU forwarder with MDP's dispatch rule, a
+//! blind round-robin forwarder) it starts the system as a child process of
+//! its own (this program, re-run with `--serve`), puts M echo workers and N
+//! clients with K requests of S bytes in flight each on it, and prints
+//! requests per second, latency percentiles, the system's CPU time per
+//! request (from the kernel's accounting of that process, all threads), and
+//! how many replies were checked against their requests. Systems alternate
+//! over `--runs` rounds and the summary gives medians and the ratios of
+//! the broker to the LRU forwarder.
+//!
+//! ```sh
+//! cargo run --release --example mdbench -- --workers 16 --clients 2 --depth 50 --size 16
+//! ```
+
+mod forwarder;
+mod load;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use majordomo::Version;
+use majordomo::broker::{Config, Server};
+
+/// The one service the benchmark uses.
+pub const SERVICE: &str = "echo";
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark mdbroker against an LRU forwarder and a round-robin forwarder")]
+struct Args {
+    /// Systems to measure, in turn: broker, lru, rr.
+    #[arg(long, value_delimiter = ',', default_value = "broker,lru,rr")]
+    systems: Vec<System>,
+    /// Echo workers.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+    /// Clients.
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Requests each client keeps in flight.
+    #[arg(long, default_value_t = 50)]
+    depth: usize,
+    /// Request (and reply) body size in bytes, at least 16.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Protocol version: 1 (MDP/0.1) or 2 (MDP/0.2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    version: u8,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Rounds; each measures every system once, and the summary takes medians.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Internal: serve as this system on an ephemeral port, print it, run.
+    #[arg(long, hide = true)]
+    serve: Option<System>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum System {
+    Broker,
+    Lru,
+    Rr,
+}
+
+impl System {
+    fn label(self) -> &'static str {
+        match self {
+            System::Broker => "mdbroker",
+            System::Lru => "(a) lru forwarder",
+            System::Rr => "(b) round-robin",
+        }
+    }
+}
+
+/// One measurement of one system.
+#[derive(Debug, Clone)]
+struct Figures {
+    rate: f64,
+    p50: u32,
+    p99: u32,
+    max: u32,
+    cpu_us_per_request: f64,
+    checked: u64,
+    failures: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    if let Some(system) = args.serve {
+        return serve(system, version);
+    }
+    if args.size < load::MIN_BODY {
+        eprintln!("mdbench: --size must be at least {}", load::MIN_BODY);
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "mdbench: {} workers, {} clients x {} in flight, {} B bodies, {}, {} s measured after {} s warm-up, {} run(s)",
+        args.workers, args.clients, args.depth, args.size, version, args.duration, args.warmup, args.runs
+    );
+    let mut results: Vec<(System, Vec<Figures>)> = args.systems.iter().map(|s| (*s, Vec::new())).collect();
+    for run in 1..=args.runs {
+        for (system, figures) in &mut results {
+            match measure(&args, *system, version) {
+                Ok(f) => {
+                    println!("run {run} {:<18} {}", system.label(), show(&f));
+                    figures.push(f);
+                }
+                Err(e) => {
+                    eprintln!("mdbench: {}: {e}", system.label());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    summarise(&results)
+}
+
+/// Child process: bind an ephemeral loopback port, print it, serve.
+fn serve(system: System, version: Version) -> ExitCode {
+    let endpoint = "tcp://127.0.0.1:*";
+    let result = match system {
+        System::Broker => Server::bind(&[endpoint], Config::default()).and_then(|server| {
+            announce(&server.endpoints()[0]);
+            server.stop_on_signals()?;
+            server.run()
+        }),
+        System::Lru | System::Rr => {
+            let context = zmq::Context::new();
+            let socket = context.socket(zmq::ROUTER).expect("socket");
+            socket.bind(endpoint).expect("bind");
+            announce(&socket.get_last_endpoint().expect("endpoint").expect("utf-8"));
+            let rule = if system == System::Lru {
+                forwarder::Rule::LeastRecentlyUsed
+            } else {
+                forwarder::Rule::RoundRobin
+            };
+            forwarder::serve(socket, rule, version).map_err(majordomo::broker::ServerError::Zmq)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mdbench --serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn announce(endpoint: &str) {
+    println!("ENDPOINT {endpoint}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Starts a system in a child process and reads its endpoint.
+fn spawn(system: System, version: Version) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let version_flag = if version == Version::V02 { "2" } else { "1" };
+    let serve_flag = match system {
+        System::Broker => "broker",
+        System::Lru => "lru",
+        System::Rr => "rr",
+    };
+    let mut child = Command::new(exe)
+        .args(["--serve", serve_flag, "--version", version_flag])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    match line.trim().strip_prefix("ENDPOINT ") {
+        Some(endpoint) => Ok((child, endpoint.to_string())),
+        None => {
+            let _ = child.kill();
+            Err(format!("child did not announce its endpoint: {line:?}"))
+        }
+    }
+}
+
+/// CPU time of every thread of a process, in nanoseconds.
+fn cpu_ns(pid: u32) -> Result<u64, String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+fn measure(args: &Args, system: System, version: Version) -> Result<Figures, String> {
+    let (mut child, endpoint) = spawn(system, version)?;
+    let phase = Arc::new(AtomicU8::new(load::WARMUP));
+    let workers = {
+        let (endpoint, phase, count) = (endpoint.clone(), Arc::clone(&phase), args.workers);
+        std::thread::spawn(move || load::workers(endpoint, count, version, phase))
+    };
+    let clients = {
+        let (endpoint, phase) = (endpoint.clone(), Arc::clone(&phase));
+        let (count, depth, size) = (args.clients, args.depth, args.size);
+        std::thread::spawn(move || load::clients(endpoint, count, depth, size, version, phase))
+    };
+    std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    let cpu_before = cpu_ns(child.id())?;
+    phase.store(load::MEASURE, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs_f64(args.duration));
+    phase.store(load::DRAIN, Ordering::Relaxed);
+    let cpu_after = cpu_ns(child.id())?;
+    let report = clients.join().map_err(|_| "client thread panicked")?;
+    phase.store(load::STOP, Ordering::Relaxed);
+    workers.join().map_err(|_| "worker thread panicked")?;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut latencies = report.latencies_us;
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let window = report.window.as_secs_f64().max(f64::EPSILON);
+    Ok(Figures {
+        rate: report.measured as f64 / window,
+        p50: pick(0.50),
+        p99: pick(0.99),
+        max: latencies.last().copied().unwrap_or(0),
+        cpu_us_per_request: (cpu_after - cpu_before) as f64 / 1000.0 / report.measured.max(1) as f64,
+        checked: report.checked,
+        failures: report.failures,
+    })
+}
+
+fn show(f: &Figures) -> String {
+    format!(
+        "{:>9.0} req/s  p50 {:>6} us  p99 {:>6} us  max {:>7} us  cpu {:>6.2} us/req  {} replies checked, {} failures",
+        f.rate, f.p50, f.p99, f.max, f.cpu_us_per_request, f.checked, f.failures
+    )
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn summarise(results: &[(System, Vec<Figures>)]) -> ExitCode {
+    println!("medians:");
+    let mut medians = Vec::new();
+    for (system, figures) in results {
+        let mut rates: Vec<f64> = figures.iter().map(|f| f.rate).collect();
+        let mut cpus: Vec<f64> = figures.iter().map(|f| f.cpu_us_per_request).collect();
+        let (rate, cpu) = (median(&mut rates), median(&mut cpus));
+        println!("  {:<18} {:>9.0} req/s  cpu {:>6.2} us/req", system.label(), rate, cpu);
+        medians.push((*system, rate, cpu));
+    }
+    let find = |s: System| medians.iter().find(|m| m.0 == s).map(|m| (m.1, m.2));
+    if let (Some((broker_rate, broker_cpu)), Some((lru_rate, lru_cpu))) = (find(System::Broker), find(System::Lru)) {
+        println!(
+            "ratios: throughput broker/(a) = {:.2}, cpu per request broker/(a) = {:.2}",
+            broker_rate / lru_rate,
+            broker_cpu / lru_cpu
+        );
+    }
+    let failures: u64 = results.iter().flat_map(|(_, f)| f).map(|f| f.failures).sum();
+    let unchecked = results.iter().flat_map(|(_, f)| f).any(|f| f.checked == 0);
+    if failures > 0 || unchecked {
+        eprintln!("mdbench: {failures} failed replies; a run with no checked reply: {unchecked}");
+        return ExitCode::FAILURE;
+    }
+    println!("every reply verified");
+    ExitCode::SUCCESS
+}
