@@ -16,6 +16,7 @@
 
 mod forwarder;
 mod load;
+mod scale;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -60,9 +61,35 @@ struct Args {
     /// Rounds; each measures every system once, and the summary takes medians.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Measure scaling instead: throughput with and without --idle-workers
+    /// other workers connected, the broker's CPU with only those, and its
+    /// memory per worker and per queued request.
+    #[arg(long)]
+    scale: bool,
+    /// Scaling: idle heartbeating workers connected beside the load.
+    #[arg(long, default_value_t = 10_000)]
+    idle_workers: usize,
+    /// Scaling: services the idle workers are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    idle_services: usize,
+    /// Scaling: seconds the broker's CPU is measured with only idle workers.
+    #[arg(long, default_value_t = 10.0)]
+    idle_seconds: f64,
+    /// Scaling: requests queued for a service with no worker, for memory.
+    #[arg(long, default_value_t = 100_000)]
+    queued: usize,
     /// Internal: serve as this system on an ephemeral port, print it, run.
     #[arg(long, hide = true)]
     serve: Option<System>,
+    /// Internal: hold this many idle workers (a helper process).
+    #[arg(long, hide = true)]
+    serve_idle: Option<usize>,
+    /// Internal: index of a helper's first idle worker.
+    #[arg(long, hide = true, default_value_t = 0)]
+    idle_first: usize,
+    /// Internal: the broker a helper's idle workers connect to.
+    #[arg(long, hide = true, default_value = "")]
+    idle_endpoint: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +127,9 @@ fn main() -> ExitCode {
     if let Some(system) = args.serve {
         return serve(system, version);
     }
+    if let Some(count) = args.serve_idle {
+        scale::serve_idle(&args.idle_endpoint, count, args.idle_first, args.idle_services);
+    }
     if args.size < load::MIN_BODY {
         eprintln!("mdbench: --size must be at least {}", load::MIN_BODY);
         return ExitCode::FAILURE;
@@ -108,6 +138,15 @@ fn main() -> ExitCode {
         "mdbench: {} workers, {} clients x {} in flight, {} B bodies, {}, {} s measured after {} s warm-up, {} run(s)",
         args.workers, args.clients, args.depth, args.size, version, args.duration, args.warmup, args.runs
     );
+    if args.scale {
+        return match scaling(&args, version) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mdbench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut results: Vec<(System, Vec<Figures>)> = args.systems.iter().map(|s| (*s, Vec::new())).collect();
     for run in 1..=args.runs {
         for (system, figures) in &mut results {
@@ -206,27 +245,33 @@ fn cpu_ns(pid: u32) -> Result<u64, String> {
 
 fn measure(args: &Args, system: System, version: Version) -> Result<Figures, String> {
     let (mut child, endpoint) = spawn(system, version)?;
+    let figures = load_run(args, &endpoint, child.id(), version);
+    let _ = child.kill();
+    let _ = child.wait();
+    figures
+}
+
+/// Puts the load on the system at `endpoint` (process `pid`) and measures.
+fn load_run(args: &Args, endpoint: &str, pid: u32, version: Version) -> Result<Figures, String> {
     let phase = Arc::new(AtomicU8::new(load::WARMUP));
     let workers = {
-        let (endpoint, phase, count) = (endpoint.clone(), Arc::clone(&phase), args.workers);
+        let (endpoint, phase, count) = (endpoint.to_string(), Arc::clone(&phase), args.workers);
         std::thread::spawn(move || load::workers(endpoint, count, version, phase))
     };
     let clients = {
-        let (endpoint, phase) = (endpoint.clone(), Arc::clone(&phase));
+        let (endpoint, phase) = (endpoint.to_string(), Arc::clone(&phase));
         let (count, depth, size) = (args.clients, args.depth, args.size);
         std::thread::spawn(move || load::clients(endpoint, count, depth, size, version, phase))
     };
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
-    let cpu_before = cpu_ns(child.id())?;
+    let cpu_before = cpu_ns(pid)?;
     phase.store(load::MEASURE, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs_f64(args.duration));
     phase.store(load::DRAIN, Ordering::Relaxed);
-    let cpu_after = cpu_ns(child.id())?;
+    let cpu_after = cpu_ns(pid)?;
     let report = clients.join().map_err(|_| "client thread panicked")?;
     phase.store(load::STOP, Ordering::Relaxed);
     workers.join().map_err(|_| "worker thread panicked")?;
-    let _ = child.kill();
-    let _ = child.wait();
 
     let mut latencies = report.latencies_us;
     latencies.sort_unstable();
@@ -246,6 +291,66 @@ fn measure(args: &Args, system: System, version: Version) -> Result<Figures, Str
         checked: report.checked,
         failures: report.failures,
     })
+}
+
+/// The scaling figures, all on one broker process.
+fn scaling(args: &Args, version: Version) -> Result<(), String> {
+    let (mut broker, endpoint) = spawn(System::Broker, version)?;
+    let pid = broker.id();
+    let result = (|| {
+        let alone = load_run(args, &endpoint, pid, version)?;
+        println!("without idle workers:       {}", show(&alone));
+        let rss_before = scale::rss_kib(pid)?;
+        let started = std::time::Instant::now();
+        let mut helpers = scale::start_idle(&endpoint, args.idle_workers, args.idle_services)?;
+        let rss_after = scale::rss_kib(pid)?;
+        println!(
+            "{} idle workers over {} services registered in {:.1} s; broker RSS {} -> {} KiB: {:.1} KiB per worker",
+            args.idle_workers,
+            args.idle_services,
+            started.elapsed().as_secs_f64(),
+            rss_before,
+            rss_after,
+            (rss_after.saturating_sub(rss_before)) as f64 / args.idle_workers.max(1) as f64
+        );
+        let cpu_before = cpu_ns(pid)?;
+        std::thread::sleep(Duration::from_secs_f64(args.idle_seconds));
+        let busy = (cpu_ns(pid)? - cpu_before) as f64 / 1e9 / args.idle_seconds;
+        println!(
+            "broker CPU with only {} idle heartbeating workers: {:.2}% of one core over {} s",
+            args.idle_workers,
+            busy * 100.0,
+            args.idle_seconds
+        );
+        let crowded = load_run(args, &endpoint, pid, version)?;
+        println!("with {:>6} idle workers:    {}", args.idle_workers, show(&crowded));
+        println!(
+            "throughput with / without: {:.3}",
+            crowded.rate / alone.rate.max(f64::EPSILON)
+        );
+        for helper in &mut helpers {
+            let _ = helper.kill();
+            let _ = helper.wait();
+        }
+        let rss_before = scale::rss_kib(pid)?;
+        scale::queue_requests(&endpoint, args.queued, args.size)?;
+        let rss_after = scale::rss_kib(pid)?;
+        println!(
+            "{} queued requests of {} B: broker RSS {} -> {} KiB: {:.0} B per queued request",
+            args.queued,
+            args.size,
+            rss_before,
+            rss_after,
+            (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / args.queued.max(1) as f64
+        );
+        if alone.failures + crowded.failures > 0 {
+            return Err("some replies failed verification".into());
+        }
+        Ok(())
+    })();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
 }
 
 fn show(f: &Figures) -> String {
