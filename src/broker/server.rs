@@ -31,6 +31,9 @@ use crate::poll;
 
 /// How long the socket may spend flushing DISCONNECTs when the broker stops.
 const LINGER: Duration = Duration::from_millis(500);
+/// Pending connections the kernel may queue per endpoint (it caps this at
+/// net.core.somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
 /// Messages received in one go before timers get a turn.
 const RECV_BATCH: usize = 1024;
 
@@ -106,6 +109,10 @@ impl Server {
         let socket = context.socket(zmq::ROUTER)?;
         socket.set_router_mandatory(true)?;
         socket.set_router_handover(true)?;
+        // libzmq's default listen backlog is 100: thousands of workers
+        // reconnecting at once (after a broker restart) would overflow it and
+        // wait out the kernel's SYN retries for tens of seconds.
+        socket.set_backlog(LISTEN_BACKLOG)?;
         socket.set_linger(LINGER.as_millis() as i32)?;
         let mut bound = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
