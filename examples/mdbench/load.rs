@@ -51,16 +51,7 @@ pub fn workers(endpoint: String, count: usize, version: Version, phase: Arc<Atom
         frame::send_multipart(socket, frames).expect("READY");
     }
     while phase.load(Ordering::Relaxed) != STOP {
-        let readable: Vec<usize> = {
-            let mut items: Vec<zmq::PollItem> = sockets.iter().map(|s| s.as_poll_item(zmq::POLLIN)).collect();
-            zmq::poll(&mut items, 50).expect("poll");
-            items
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i.is_readable())
-                .map(|(n, _)| n)
-                .collect()
-        };
+        let readable = readable(sockets.iter(), 50);
         for n in readable {
             let socket = &mut sockets[n];
             while let Ok(frames) = frame::recv_multipart(socket, true) {
@@ -157,16 +148,7 @@ pub fn clients(
                 }
             }
         }
-        let readable: Vec<usize> = {
-            let mut items: Vec<zmq::PollItem> = conns.iter().map(|c| c.socket.as_poll_item(zmq::POLLIN)).collect();
-            zmq::poll(&mut items, 20).expect("poll");
-            items
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i.is_readable())
-                .map(|(n, _)| n)
-                .collect()
-        };
+        let readable = readable(conns.iter().map(|c| &c.socket), 20);
         let measuring = phase.load(Ordering::Relaxed) == MEASURE;
         for n in readable {
             let conn = &mut conns[n];
@@ -186,6 +168,18 @@ pub fn clients(
             }
         }
     }
+}
+
+/// Polls `sockets` for input up to `timeout_ms`; the indices of the readable.
+fn readable<'a>(sockets: impl Iterator<Item = &'a zmq::Socket>, timeout_ms: i64) -> Vec<usize> {
+    let mut items: Vec<zmq::PollItem> = sockets.map(|s| s.as_poll_item(zmq::POLLIN)).collect();
+    zmq::poll(&mut items, timeout_ms).expect("poll");
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.is_readable())
+        .map(|(n, _)| n)
+        .collect()
 }
 
 fn request_body(seq: u64, sent_ns: u64, size: usize) -> Frame {
