@@ -9,7 +9,7 @@ use majordomo::broker::{Config, Server};
 
 /// A Majordomo Protocol broker (MDP/0.1 and MDP/0.2 on one socket, with MMI).
 #[derive(Parser, Debug)]
-#[command(name = "mdbroker", version, about)]
+#[command(name = "mdbroker", version)]
 struct Args {
     /// Log every command in and out (RUST_LOG also works as usual).
     #[arg(short, long)]

@@ -11,15 +11,15 @@
 //! Rules this module keeps, each in one place:
 //!
 //! * a request goes to the least recently used idle worker of its service
-//!   ([`Broker::dispatch`]);
+//!   (`Broker::dispatch`);
 //! * a worker holding a request that dies, disconnects or is disconnected
 //!   gives the request back to the head of its queue, up to
-//!   [`Config::max_deliveries`] deliveries ([`Broker::delete_worker`]);
+//!   [`Config::max_deliveries`] deliveries (`Broker::delete_worker`);
 //! * a worker silent for liveness x interval is deleted, whatever its place
 //!   in any queue; a busy worker that never heartbeated while busy gets
-//!   [`Config::busy_timeout`] instead ([`worker::Worker::deadline`]);
+//!   [`Config::busy_timeout`] instead (`Worker::deadline`);
 //! * a valid but unexpected worker command gets DISCONNECT and the worker is
-//!   forgotten ([`Broker::violation`]); an invalid message is dropped.
+//!   forgotten (`Broker::violation`); an invalid message is dropped.
 //!
 //! Replies go back in the dialect the client used. An MDP/0.2 client served
 //! by an MDP/0.1 worker gets the REPLY as FINAL. An MDP/0.1 client served by
