@@ -14,6 +14,7 @@
 //! cargo run --release --example mdbench -- --workers 16 --clients 2 --depth 50 --size 16
 //! ```
 
+mod chart;
 mod forwarder;
 mod load;
 mod scale;
@@ -31,7 +32,7 @@ use majordomo::broker::{Config, Server};
 /// The one service the benchmark uses.
 pub const SERVICE: &str = "echo";
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark mdbroker against an LRU forwarder and a round-robin forwarder")]
 struct Args {
     /// Systems to measure, in turn: broker, lru, rr.
@@ -66,6 +67,10 @@ struct Args {
     /// memory per worker and per queued request.
     #[arg(long)]
     scale: bool,
+    /// Sweep workers, in-flight depth and body size for every system
+    /// (medians over --runs) and write a chart of throughput to this SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    sweep: Option<std::path::PathBuf>,
     /// Scaling: idle heartbeating workers connected beside the load.
     #[arg(long, default_value_t = 10_000)]
     idle_workers: usize,
@@ -138,6 +143,15 @@ fn main() -> ExitCode {
         "mdbench: {} workers, {} clients x {} in flight, {} B bodies, {}, {} s measured after {} s warm-up, {} run(s)",
         args.workers, args.clients, args.depth, args.size, version, args.duration, args.warmup, args.runs
     );
+    if let Some(path) = &args.sweep {
+        return match sweep(&args, version, path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mdbench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.scale {
         return match scaling(&args, version) {
             Ok(()) => ExitCode::SUCCESS,
@@ -291,6 +305,95 @@ fn load_run(args: &Args, endpoint: &str, pid: u32, version: Version) -> Result<F
         checked: report.checked,
         failures: report.failures,
     })
+}
+
+/// One swept parameter of [`sweep`].
+struct Axis {
+    title: &'static str,
+    set: fn(&mut Args, usize),
+    values: &'static [usize],
+    label: fn(usize) -> String,
+}
+
+/// Throughput of every system across workers, depth and body size.
+fn sweep(args: &Args, version: Version, path: &std::path::Path) -> Result<(), String> {
+    let axes = [
+        Axis {
+            title: "workers (4 clients x 25, 16 B)",
+            set: |a, v| a.workers = v,
+            values: &[2, 8, 16, 64],
+            label: |v| v.to_string(),
+        },
+        Axis {
+            title: "in flight per client (16 workers, 2 clients)",
+            set: |a, v| a.depth = v,
+            values: &[1, 5, 20, 50],
+            label: |v| v.to_string(),
+        },
+        Axis {
+            title: "body size (16 workers, 2 x 50)",
+            set: |a, v| a.size = v,
+            values: &[16, 1024, 4096, 65536],
+            label: |v| {
+                if v >= 1024 {
+                    format!("{} KiB", v / 1024)
+                } else {
+                    format!("{v} B")
+                }
+            },
+        },
+    ];
+    let mut panels = Vec::new();
+    println!("panel,value,system,median_req_per_s");
+    for (
+        n,
+        Axis {
+            title,
+            set,
+            values,
+            label,
+        },
+    ) in axes.iter().enumerate()
+    {
+        let mut base = args.clone();
+        (base.workers, base.clients, base.depth, base.size) = if n == 0 { (16, 4, 25, 16) } else { (16, 2, 50, 16) };
+        let mut lines: Vec<(String, Vec<f64>)> = args
+            .systems
+            .iter()
+            .map(|s| (s.label().to_string(), Vec::new()))
+            .collect();
+        for &value in values.iter() {
+            let mut point = base.clone();
+            set(&mut point, value);
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); args.systems.len()];
+            for _ in 0..args.runs {
+                for (i, system) in args.systems.iter().enumerate() {
+                    let figures = measure(&point, *system, version)?;
+                    if figures.failures > 0 || figures.checked == 0 {
+                        return Err(format!("{}: replies failed verification", system.label()));
+                    }
+                    rates[i].push(figures.rate);
+                }
+            }
+            for (i, system) in args.systems.iter().enumerate() {
+                let rate = median(&mut rates[i]);
+                println!("{title},{},{},{rate:.0}", label(value), system.label());
+                lines[i].1.push(rate);
+            }
+        }
+        panels.push(chart::Panel {
+            title: title.to_string(),
+            x_labels: values.iter().map(|v| label(*v)).collect(),
+            lines,
+        });
+    }
+    let caption = format!(
+        "mdbench --sweep, {version}, medians of {} run(s) of {} s; every reply verified",
+        args.runs, args.duration
+    );
+    std::fs::write(path, chart::render(&panels, &caption)).map_err(|e| e.to_string())?;
+    println!("chart written to {}", path.display());
+    Ok(())
 }
 
 /// The scaling figures, all on one broker process.
