@@ -308,13 +308,7 @@ impl Broker {
 
     /// Queues a command to a worker identity, registered or not.
     fn send_to_worker(&mut self, identity: &[u8], dialect: Dialect, cmd: WorkerCommand, recipient: Recipient) {
-        debug!("-> worker {} {dialect} {}", Hex(identity), cmd.name());
-        let mut frames = Vec::with_capacity(4);
-        frames.push(Frame::from_slice(identity));
-        match protocol::encode_worker(&mut frames, dialect, cmd) {
-            Ok(()) => self.outbox.push(Outbound { recipient, frames }),
-            Err(error) => debug!("command not sent: {error}"),
-        }
+        queue_for_worker(&mut self.outbox, identity, dialect, cmd, recipient);
     }
 
     fn worker_command(&mut self, identity: Frame, dialect: Dialect, cmd: WorkerCommand, now: Instant) {
@@ -444,9 +438,15 @@ impl Broker {
     /// A valid but unexpected command: 7/MDP says DISCONNECT, then nothing.
     fn violation(&mut self, key: WorkerKey, what: &str, now: Instant) {
         let Some(worker) = self.workers.get(&key) else { return };
-        let (identity, dialect) = (worker.identity.clone(), worker.dialect);
-        warn!("worker {} {what}: sending DISCONNECT", Hex(&identity));
-        self.send_to_worker(&identity, dialect, WorkerCommand::Disconnect, Recipient::Departing);
+        warn!("worker {} {what}: sending DISCONNECT", Hex(&worker.identity));
+        let disconnect = WorkerCommand::Disconnect;
+        queue_for_worker(
+            &mut self.outbox,
+            &worker.identity,
+            worker.dialect,
+            disconnect,
+            Recipient::Departing,
+        );
         self.delete_worker(key, what, now);
     }
 
@@ -529,13 +529,17 @@ impl Broker {
         }
         if now >= worker.heartbeat_at {
             worker.heartbeat_at = now + self.config.heartbeat_interval;
-            let (identity, dialect) = (worker.identity.clone(), worker.dialect);
-            self.send_to_worker(&identity, dialect, WorkerCommand::Heartbeat, Recipient::Worker(key));
+            let heartbeat = WorkerCommand::Heartbeat;
+            queue_for_worker(
+                &mut self.outbox,
+                &worker.identity,
+                worker.dialect,
+                heartbeat,
+                Recipient::Worker(key),
+            );
         }
-        if let Some(worker) = self.workers.get_mut(&key) {
-            worker.timer_at = worker.next_timer(busy_timeout);
-            self.worker_timers.schedule(worker.timer_at, key.0);
-        }
+        worker.timer_at = worker.next_timer(busy_timeout);
+        self.worker_timers.schedule(worker.timer_at, key.0);
     }
 
     fn request_timer(&mut self, key: ServiceKey, at: Instant, now: Instant) {
@@ -582,5 +586,17 @@ impl Broker {
         self.worker_keys.clear();
         self.services.clear();
         self.service_keys.clear();
+    }
+}
+
+/// Encodes a command for a worker identity and queues it. A function of the
+/// outbox alone, so callers can borrow a worker's identity while calling it.
+fn queue_for_worker(outbox: &mut Vec<Outbound>, identity: &[u8], dialect: Dialect, cmd: WorkerCommand, to: Recipient) {
+    debug!("-> worker {} {dialect} {}", Hex(identity), cmd.name());
+    let mut frames = Vec::with_capacity(4);
+    frames.push(Frame::from_slice(identity));
+    match protocol::encode_worker(&mut frames, dialect, cmd) {
+        Ok(()) => outbox.push(Outbound { recipient: to, frames }),
+        Err(error) => debug!("command not sent: {error}"),
     }
 }
