@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// The coarsest [`Config::timer_resolution`].
+const MAX_TIMER_RESOLUTION: Duration = Duration::from_millis(100);
+
 /// How the broker times heartbeats, expiry and redelivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -41,6 +44,14 @@ impl Config {
     pub fn expiry(&self) -> Duration {
         self.heartbeat_interval * self.heartbeat_liveness
     }
+
+    /// The step of the grid the broker's timers fire on: a tenth of the
+    /// heartbeat interval, and at most 100 ms. Heartbeats go out up to one
+    /// step early, expiries happen up to one step late, and timers wake the
+    /// broker at most once per step.
+    pub fn timer_resolution(&self) -> Duration {
+        (self.heartbeat_interval / 10).min(MAX_TIMER_RESOLUTION)
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +67,15 @@ mod tests {
         };
         assert_eq!(config.expiry(), Duration::from_millis(400));
         assert_eq!(Config::default().expiry(), Duration::from_millis(7500));
+    }
+
+    #[test]
+    fn timer_resolution_is_a_tenth_of_the_interval_up_to_100_ms() {
+        assert_eq!(Config::default().timer_resolution(), Duration::from_millis(100));
+        let fast = Config {
+            heartbeat_interval: Duration::from_millis(50),
+            ..Config::default()
+        };
+        assert_eq!(fast.timer_resolution(), Duration::from_millis(5));
     }
 }

@@ -52,7 +52,7 @@ use crate::frame::Frame;
 use crate::hex::Hex;
 use crate::protocol::{self, ClientCommand, ClientKind, Dialect, Inbound, Version, WorkerCommand};
 use service::{Request, Service};
-use timers::Timers;
+use timers::{Grid, Timers};
 use worker::{Job, Worker};
 
 /// Names one registered worker for as long as it lives; never reused.
@@ -96,6 +96,8 @@ pub struct Broker {
     worker_keys: HashMap<Box<[u8]>, WorkerKey>,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
+    /// The ticks every timer entry falls on.
+    grid: Grid,
     /// When each worker next needs a heartbeat or an expiry check.
     worker_timers: Timers,
     /// When each service's oldest waiting request expires.
@@ -104,9 +106,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker with no services and no workers.
-    pub fn new(config: Config) -> Broker {
+    /// A broker with no services and no workers, whose timer grid starts
+    /// at `now`.
+    pub fn new(config: Config, now: Instant) -> Broker {
         Broker {
+            grid: Grid::new(now, config.timer_resolution()),
             config,
             services: HashMap::new(),
             service_keys: HashMap::new(),
@@ -241,7 +245,7 @@ impl Broker {
             service.requests.push_back(request);
         }
         if let (Some(timeout), None) = (self.config.request_timeout, service.expiry_timer) {
-            let at = queued_at + timeout;
+            let at = self.grid.ceil(queued_at + timeout);
             service.expiry_timer = Some(at);
             self.request_timers.schedule(at, key.0);
         }
@@ -342,19 +346,19 @@ impl Broker {
         let service_key = self.require_service(service);
         let key = WorkerKey(self.new_key());
         let ticket = self.new_key();
-        let heartbeat_at = now + self.config.heartbeat_interval;
-        let worker = Worker {
+        let mut worker = Worker {
             identity: identity.into(),
             service: service_key,
             dialect,
             expires_at: now + self.config.expiry(),
-            heartbeat_at,
+            heartbeat_at: now + self.config.heartbeat_interval,
             idle_ticket: Some(ticket),
             job: None,
             heartbeats_while_busy: false,
-            timer_at: heartbeat_at,
+            timer_at: now,
         };
-        self.worker_timers.schedule(heartbeat_at, key.0);
+        worker.timer_at = worker.next_timer(self.config.busy_timeout, &self.grid);
+        self.worker_timers.schedule(worker.timer_at, key.0);
         self.worker_keys.insert(identity.into(), key);
         self.workers.insert(key, worker);
         if let Some(service) = self.services.get_mut(&service_key) {
@@ -527,7 +531,7 @@ impl Broker {
             };
             return self.delete_worker(key, why, now);
         }
-        if now >= worker.heartbeat_at {
+        if now >= self.grid.floor(worker.heartbeat_at) {
             worker.heartbeat_at = now + self.config.heartbeat_interval;
             let heartbeat = WorkerCommand::Heartbeat;
             queue_for_worker(
@@ -538,7 +542,7 @@ impl Broker {
                 Recipient::Worker(key),
             );
         }
-        worker.timer_at = worker.next_timer(busy_timeout);
+        worker.timer_at = worker.next_timer(busy_timeout, &self.grid);
         self.worker_timers.schedule(worker.timer_at, key.0);
     }
 
@@ -563,7 +567,7 @@ impl Broker {
             }
         }
         if let Some(front) = service.requests.front() {
-            let next = front.queued_at + timeout;
+            let next = self.grid.ceil(front.queued_at + timeout);
             service.expiry_timer = Some(next);
             self.request_timers.schedule(next, key.0);
         }

@@ -134,7 +134,7 @@ impl Server {
         Ok(Server {
             socket,
             endpoints: bound,
-            broker: Broker::new(config),
+            broker: Broker::new(config, Instant::now()),
             stop_rx,
             stop_tx: Arc::new(stop_tx),
             _context: context,

@@ -32,9 +32,10 @@ impl Harness {
     }
 
     fn with(config: Config) -> Harness {
+        let now = Instant::now();
         Harness {
-            broker: Broker::new(config),
-            now: Instant::now(),
+            broker: Broker::new(config, now),
+            now,
         }
     }
 
@@ -252,6 +253,45 @@ fn broker_heartbeats_every_worker_each_interval() {
     h.send("w2", &[b"MDPW02", &[5]]);
     h.advance(INTERVAL);
     assert_eq!(h.sent().len(), 2);
+}
+
+#[test]
+fn heartbeats_due_within_one_timer_step_go_out_together_and_never_late() {
+    let mut h = Harness::new();
+    let (t0, step) = (h.now, config().timer_resolution());
+    for (i, worker) in ["w1", "w2", "w3"].into_iter().enumerate() {
+        h.now = t0 + step * i as u32 / 3;
+        h.ready_v01(worker, "echo");
+    }
+    assert_eq!(
+        h.broker.next_deadline(),
+        Some(t0 + INTERVAL),
+        "one wake-up for all three"
+    );
+    h.advance(t0 + INTERVAL - step / 2 - h.now);
+    assert_eq!(h.sent(), vec![]);
+    h.advance(step / 2);
+    let heartbeats = h
+        .sent()
+        .into_iter()
+        .filter(|s| s.1 == v(&[b"", b"MDPW01", &[4]]))
+        .count();
+    assert_eq!(heartbeats, 3, "each at most its interval after it registered");
+}
+
+#[test]
+fn expiry_waits_for_the_next_timer_step_and_is_never_early() {
+    let mut h = Harness::new();
+    let (t0, step) = (h.now, config().timer_resolution());
+    h.now = t0 + step / 2;
+    h.ready_v01("w1", "echo");
+    let expiry = h.now + config().expiry();
+    h.advance(expiry - h.now - Duration::from_millis(1));
+    assert_eq!(h.broker.worker_count(), 1, "not before liveness x interval");
+    h.advance(t0 + config().expiry() + step - h.now - Duration::from_millis(1));
+    assert_eq!(h.broker.worker_count(), 1, "the check waits for the next step");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.broker.worker_count(), 0);
 }
 
 #[test]

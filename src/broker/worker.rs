@@ -8,6 +8,7 @@ use crate::protocol::Dialect;
 
 use super::ServiceKey;
 use super::service::Request;
+use super::timers::Grid;
 
 /// A request handed to a worker, kept until the worker's final reply.
 #[derive(Debug)]
@@ -53,8 +54,10 @@ impl Worker {
         }
     }
 
-    /// When its timer entry should next fire.
-    pub fn next_timer(&self, busy_timeout: Duration) -> Instant {
-        self.heartbeat_at.min(self.deadline(busy_timeout))
+    /// When its timer entry should next fire: the grid tick at or before
+    /// its next heartbeat, or the one at or after its deadline.
+    pub fn next_timer(&self, busy_timeout: Duration, grid: &Grid) -> Instant {
+        grid.floor(self.heartbeat_at)
+            .min(grid.ceil(self.deadline(busy_timeout)))
     }
 }
