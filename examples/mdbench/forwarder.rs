@@ -116,3 +116,18 @@ fn send_reply(socket: &mut zmq::Socket, dialect: Dialect, client: Frame, body: V
     let _ = majordomo::protocol::encode_client(&mut frames, dialect, cmd);
     frame::send_multipart(socket, frames)
 }
+
+/// The floor under the broker's idle cost: answers every worker command at
+/// once with a HEARTBEAT, keeping no state and no timers. Workers that
+/// heartbeat at the broker's interval get as many messages from it as from
+/// the broker, so its CPU is what that traffic costs libzmq and the kernel.
+pub fn serve_heartbeat_echo(mut socket: zmq::Socket, version: Version) -> Result<(), zmq::Error> {
+    let dialect = Dialect::standard(version);
+    loop {
+        let mut frames = frame::recv_multipart(&mut socket, false)?.into_iter();
+        let Some(identity) = frames.next() else { continue };
+        let mut out = vec![identity];
+        let _ = majordomo::protocol::encode_worker(&mut out, dialect, majordomo::protocol::WorkerCommand::Heartbeat);
+        frame::send_multipart(&mut socket, out)?;
+    }
+}

@@ -80,12 +80,19 @@ struct Args {
     /// Scaling: seconds the broker's CPU is measured with only idle workers.
     #[arg(long, default_value_t = 10.0)]
     idle_seconds: f64,
+    /// The broker's heartbeat interval in ms (and, when scaling, its idle
+    /// workers').
+    #[arg(long, default_value_t = 2500)]
+    heartbeat_interval: u64,
     /// Scaling: requests queued for a service with no worker, for memory.
     #[arg(long, default_value_t = 100_000)]
     queued: usize,
     /// Internal: serve as this system on an ephemeral port, print it, run.
     #[arg(long, hide = true)]
     serve: Option<System>,
+    /// Internal: serve as the heartbeat echo floor on an ephemeral port.
+    #[arg(long, hide = true)]
+    serve_heartbeat_echo: bool,
     /// Internal: hold this many idle workers (a helper process).
     #[arg(long, hide = true)]
     serve_idle: Option<usize>,
@@ -129,11 +136,29 @@ struct Figures {
 fn main() -> ExitCode {
     let args = Args::parse();
     let version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    if args.serve.is_some() || args.serve_idle.is_some() || args.serve_heartbeat_echo {
+        exit_with_parent();
+    }
+    if args.serve_heartbeat_echo {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::ROUTER).expect("socket");
+        socket.bind("tcp://127.0.0.1:*").expect("bind");
+        announce(&socket.get_last_endpoint().expect("endpoint").expect("utf-8"));
+        let _ = forwarder::serve_heartbeat_echo(socket, version);
+        return ExitCode::FAILURE;
+    }
     if let Some(system) = args.serve {
-        return serve(system, version);
+        return serve(system, version, Duration::from_millis(args.heartbeat_interval));
     }
     if let Some(count) = args.serve_idle {
-        scale::serve_idle(&args.idle_endpoint, count, args.idle_first, args.idle_services);
+        let interval = Duration::from_millis(args.heartbeat_interval);
+        scale::serve_idle(
+            &args.idle_endpoint,
+            count,
+            args.idle_first,
+            args.idle_services,
+            interval,
+        );
     }
     if args.size < load::MIN_BODY {
         eprintln!("mdbench: --size must be at least {}", load::MIN_BODY);
@@ -153,7 +178,7 @@ fn main() -> ExitCode {
         };
     }
     if args.scale {
-        return match scaling(&args, version) {
+        return match scale::run(&args, version) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mdbench: {e}");
@@ -180,10 +205,14 @@ fn main() -> ExitCode {
 }
 
 /// Child process: bind an ephemeral loopback port, print it, serve.
-fn serve(system: System, version: Version) -> ExitCode {
+fn serve(system: System, version: Version, heartbeat_interval: Duration) -> ExitCode {
     let endpoint = "tcp://127.0.0.1:*";
+    let config = Config {
+        heartbeat_interval,
+        ..Config::default()
+    };
     let result = match system {
-        System::Broker => Server::bind(&[endpoint], Config::default()).and_then(|server| {
+        System::Broker => Server::bind(&[endpoint], config).and_then(|server| {
             announce(&server.endpoints()[0]);
             server.stop_on_signals()?;
             server.run()
@@ -210,23 +239,41 @@ fn serve(system: System, version: Version) -> ExitCode {
     }
 }
 
+/// In a child process: exits when the parent's end of stdin closes, so a
+/// benchmark that is killed leaves nothing running behind it.
+fn exit_with_parent() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+}
+
 fn announce(endpoint: &str) {
     println!("ENDPOINT {endpoint}");
     let _ = std::io::stdout().flush();
 }
 
 /// Starts a system in a child process and reads its endpoint.
-fn spawn(system: System, version: Version) -> Result<(Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let version_flag = if version == Version::V02 { "2" } else { "1" };
+fn spawn(args: &Args, system: System, version: Version) -> Result<(Child, String), String> {
     let serve_flag = match system {
         System::Broker => "broker",
         System::Lru => "lru",
         System::Rr => "rr",
     };
+    spawn_serving(args, &["--serve", serve_flag], version)
+}
+
+/// Re-runs this program with `serve` (an internal flag saying what to
+/// serve) and reads the endpoint it announces.
+fn spawn_serving(args: &Args, serve: &[&str], version: Version) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let version_flag = if version == Version::V02 { "2" } else { "1" };
     let mut child = Command::new(exe)
-        .args(["--serve", serve_flag, "--version", version_flag])
+        .args(serve)
+        .args(["--version", version_flag])
+        .args(["--heartbeat-interval", &args.heartbeat_interval.to_string()])
         .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
@@ -258,7 +305,7 @@ fn cpu_ns(pid: u32) -> Result<u64, String> {
 }
 
 fn measure(args: &Args, system: System, version: Version) -> Result<Figures, String> {
-    let (mut child, endpoint) = spawn(system, version)?;
+    let (mut child, endpoint) = spawn(args, system, version)?;
     let figures = load_run(args, &endpoint, child.id(), version);
     let _ = child.kill();
     let _ = child.wait();
@@ -394,66 +441,6 @@ fn sweep(args: &Args, version: Version, path: &std::path::Path) -> Result<(), St
     std::fs::write(path, chart::render(&panels, &caption)).map_err(|e| e.to_string())?;
     println!("chart written to {}", path.display());
     Ok(())
-}
-
-/// The scaling figures, all on one broker process.
-fn scaling(args: &Args, version: Version) -> Result<(), String> {
-    let (mut broker, endpoint) = spawn(System::Broker, version)?;
-    let pid = broker.id();
-    let result = (|| {
-        let alone = load_run(args, &endpoint, pid, version)?;
-        println!("without idle workers:       {}", show(&alone));
-        let rss_before = scale::rss_kib(pid)?;
-        let started = std::time::Instant::now();
-        let mut helpers = scale::start_idle(&endpoint, args.idle_workers, args.idle_services)?;
-        let rss_after = scale::rss_kib(pid)?;
-        println!(
-            "{} idle workers over {} services registered in {:.1} s; broker RSS {} -> {} KiB: {:.1} KiB per worker",
-            args.idle_workers,
-            args.idle_services,
-            started.elapsed().as_secs_f64(),
-            rss_before,
-            rss_after,
-            (rss_after.saturating_sub(rss_before)) as f64 / args.idle_workers.max(1) as f64
-        );
-        let cpu_before = cpu_ns(pid)?;
-        std::thread::sleep(Duration::from_secs_f64(args.idle_seconds));
-        let busy = (cpu_ns(pid)? - cpu_before) as f64 / 1e9 / args.idle_seconds;
-        println!(
-            "broker CPU with only {} idle heartbeating workers: {:.2}% of one core over {} s",
-            args.idle_workers,
-            busy * 100.0,
-            args.idle_seconds
-        );
-        let crowded = load_run(args, &endpoint, pid, version)?;
-        println!("with {:>6} idle workers:    {}", args.idle_workers, show(&crowded));
-        println!(
-            "throughput with / without: {:.3}",
-            crowded.rate / alone.rate.max(f64::EPSILON)
-        );
-        for helper in &mut helpers {
-            let _ = helper.kill();
-            let _ = helper.wait();
-        }
-        let rss_before = scale::rss_kib(pid)?;
-        scale::queue_requests(&endpoint, args.queued, args.size)?;
-        let rss_after = scale::rss_kib(pid)?;
-        println!(
-            "{} queued requests of {} B: broker RSS {} -> {} KiB: {:.0} B per queued request",
-            args.queued,
-            args.size,
-            rss_before,
-            rss_after,
-            (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / args.queued.max(1) as f64
-        );
-        if alone.failures + crowded.failures > 0 {
-            return Err("some replies failed verification".into());
-        }
-        Ok(())
-    })();
-    let _ = broker.kill();
-    let _ = broker.wait();
-    result
 }
 
 fn show(f: &Figures) -> String {
