@@ -129,6 +129,8 @@ struct Figures {
     p99: u32,
     max: u32,
     cpu_us_per_request: f64,
+    /// Share of all the machine's cores busy (anyone's) while measured.
+    machine_busy: f64,
     checked: u64,
     failures: u64,
 }
@@ -304,6 +306,24 @@ fn cpu_ns(pid: u32) -> Result<u64, String> {
     Ok(total)
 }
 
+/// The machine's (busy, total) CPU time so far, in clock ticks, from the
+/// first line of /proc/stat.
+fn machine_ticks() -> Result<(u64, u64), String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| e.to_string())?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or("no cpu line in /proc/stat")?
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // Fields 3 and 4 are idle and iowait.
+    let idle: u64 = ticks.iter().skip(3).take(2).sum();
+    Ok((total - idle, total))
+}
+
 fn measure(args: &Args, system: System, version: Version) -> Result<Figures, String> {
     let (mut child, endpoint) = spawn(args, system, version)?;
     let figures = load_run(args, &endpoint, child.id(), version);
@@ -325,11 +345,11 @@ fn load_run(args: &Args, endpoint: &str, pid: u32, version: Version) -> Result<F
         std::thread::spawn(move || load::clients(endpoint, count, depth, size, version, phase))
     };
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
-    let cpu_before = cpu_ns(pid)?;
+    let (cpu_before, machine_before) = (cpu_ns(pid)?, machine_ticks()?);
     phase.store(load::MEASURE, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs_f64(args.duration));
     phase.store(load::DRAIN, Ordering::Relaxed);
-    let cpu_after = cpu_ns(pid)?;
+    let (cpu_after, machine_after) = (cpu_ns(pid)?, machine_ticks()?);
     let report = clients.join().map_err(|_| "client thread panicked")?;
     phase.store(load::STOP, Ordering::Relaxed);
     workers.join().map_err(|_| "worker thread panicked")?;
@@ -349,6 +369,7 @@ fn load_run(args: &Args, endpoint: &str, pid: u32, version: Version) -> Result<F
         p99: pick(0.99),
         max: latencies.last().copied().unwrap_or(0),
         cpu_us_per_request: (cpu_after - cpu_before) as f64 / 1000.0 / report.measured.max(1) as f64,
+        machine_busy: (machine_after.0 - machine_before.0) as f64 / (machine_after.1 - machine_before.1).max(1) as f64,
         checked: report.checked,
         failures: report.failures,
     })
@@ -445,8 +466,15 @@ fn sweep(args: &Args, version: Version, path: &std::path::Path) -> Result<(), St
 
 fn show(f: &Figures) -> String {
     format!(
-        "{:>9.0} req/s  p50 {:>6} us  p99 {:>6} us  max {:>7} us  cpu {:>6.2} us/req  {} replies checked, {} failures",
-        f.rate, f.p50, f.p99, f.max, f.cpu_us_per_request, f.checked, f.failures
+        "{:>9.0} req/s  p50 {:>6} us  p99 {:>6} us  max {:>7} us  cpu {:>6.2} us/req  machine {:>3.0}% busy  {} replies checked, {} failures",
+        f.rate,
+        f.p50,
+        f.p99,
+        f.max,
+        f.cpu_us_per_request,
+        f.machine_busy * 100.0,
+        f.checked,
+        f.failures
     )
 }
 

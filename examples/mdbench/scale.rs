@@ -1,20 +1,30 @@
 //! Scaling figures: the broker with thousands of other workers connected.
 //!
+//! Each round runs one broker and measures throughput without other
+//! workers; memory before and after the idle workers register; CPU with
+//! only them; throughput with them; memory per queued request. Then the
+//! same idle workers are pointed at a heartbeat echo (a ROUTER that answers
+//! each heartbeat at once and keeps no state) and its CPU is measured: the
+//! floor under the broker's idle figure, set by libzmq and the kernel.
+//!
 //! Idle workers live in helper processes (this program with
 //! `--serve-idle`), at most 5,000 sockets each: a process may hold 20,000
 //! files here, and each libzmq socket holds two (its connection and its
 //! mailbox). Each idle worker registers for one of the idle services and
-//! heartbeats at the broker's default interval. A helper reports ready only
-//! once every one of its sockets has received a HEARTBEAT from the broker,
-//! which the broker sends only to registered workers.
+//! heartbeats at the broker's interval. A helper reports ready only once
+//! every one of its sockets has received a HEARTBEAT from the broker, which
+//! the broker sends only to registered workers; it exits (and the round
+//! fails) if the broker ever disconnects one of them.
 //!
 //! Like real workers, each idle worker heartbeats on its own schedule, and
 //! the schedules are spread evenly over the interval: the broker sees a
 //! steady 4,000 heartbeats a second from 10,000 workers, not bursts. A
-//! helper wakes every few milliseconds and touches only the sockets that
-//! are due, so its cost is per heartbeat, not per socket: `zmq_poll` over
-//! thousands of sockets on every wake-up would cost more CPU than the
-//! broker under test, on the same two cores. A worker reads the broker's
+//! helper wakes every 20 ms and touches only the sockets that are due, so
+//! its cost is per heartbeat, not per socket: `zmq_poll` over thousands of
+//! sockets on every wake-up would cost more CPU than the broker under test.
+//! The helpers stand in for workers on other machines, so they run at the
+//! lowest priority (`nice -n 19`) and take only the CPU that the broker and
+//! the load leave idle on these two cores. A worker reads the broker's
 //! heartbeats when it sends its own; until every worker has heard one, the
 //! helper also checks the rest every 100 ms.
 
@@ -77,7 +87,14 @@ pub fn serve_idle(endpoint: &str, count: usize, first: usize, services: usize, i
         // Schedules are in socket order, so the due ones come round in turn.
         while next_heartbeat.get(due).is_some_and(|at| *at <= now) {
             let socket = &mut sockets[due];
-            while frame::recv_multipart(socket, true).is_ok() {
+            while let Ok(frames) = frame::recv_multipart(socket, true) {
+                if let Ok((_, WorkerCommand::Disconnect)) = protocol::decode_at_worker(frames) {
+                    eprintln!(
+                        "idle worker {} was disconnected: its heartbeats were too late",
+                        first + due
+                    );
+                    std::process::exit(3);
+                }
                 if !heard[due] {
                     heard[due] = true;
                     unheard -= 1;
@@ -111,6 +128,17 @@ pub fn serve_idle(endpoint: &str, count: usize, first: usize, services: usize, i
 pub struct Helpers(Vec<Child>);
 
 impl Helpers {
+    /// Fails if a helper has exited: the broker disconnected one of its
+    /// workers, so the figures were not taken with every worker connected.
+    fn check(&mut self) -> Result<(), String> {
+        for helper in &mut self.0 {
+            if let Ok(Some(status)) = helper.try_wait() {
+                return Err(format!("an idle-worker helper exited ({status})"));
+            }
+        }
+        Ok(())
+    }
+
     /// Total CPU time of the helpers, in nanoseconds.
     fn cpu_ns(&self) -> Result<u64, String> {
         self.0.iter().map(|h| cpu_ns(h.id())).sum()
@@ -134,7 +162,11 @@ fn start_idle(args: &Args, endpoint: &str) -> Result<Helpers, String> {
     let mut first = 0;
     while first < args.idle_workers {
         let n = PER_PROCESS.min(args.idle_workers - first);
-        let child = Command::new(&exe)
+        // The helpers stand in for workers on other machines: at the lowest
+        // priority, they take only what the broker and the load leave idle.
+        let child = Command::new("nice")
+            .args(["-n", "19"])
+            .arg(&exe)
             .args(["--serve-idle", &n.to_string(), "--idle-first", &first.to_string()])
             .args([
                 "--idle-services",
@@ -278,7 +310,7 @@ fn broker_round(args: &Args, version: Version) -> Result<Round, String> {
     println!("  without idle workers:    {}", show(&alone));
     let rss_before = rss_kib(pid)?;
     let started = Instant::now();
-    let helpers = start_idle(args, &endpoint)?;
+    let mut helpers = start_idle(args, &endpoint)?;
     let rss_after = rss_kib(pid)?;
     let kib_per_worker = rss_after.saturating_sub(rss_before) as f64 / args.idle_workers.max(1) as f64;
     println!(
@@ -292,6 +324,7 @@ fn broker_round(args: &Args, version: Version) -> Result<Round, String> {
         args.idle_seconds
     );
     let crowded = load_run(args, &endpoint, pid, version)?;
+    helpers.check()?;
     let ratio = crowded.rate / alone.rate.max(f64::EPSILON);
     println!("  with the idle workers:   {}", show(&crowded));
     println!("  throughput with / without: {ratio:.3}");
