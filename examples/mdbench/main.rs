@@ -31,6 +31,8 @@ use majordomo::broker::{Config, Server};
 
 /// The one service the benchmark uses.
 pub const SERVICE: &str = "echo";
+/// Where every system under test binds: an ephemeral loopback port.
+const LOOPBACK: &str = "tcp://127.0.0.1:*";
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark mdbroker against an LRU forwarder and a round-robin forwarder")]
@@ -142,10 +144,7 @@ fn main() -> ExitCode {
         exit_with_parent();
     }
     if args.serve_heartbeat_echo {
-        let context = zmq::Context::new();
-        let socket = context.socket(zmq::ROUTER).expect("socket");
-        socket.bind("tcp://127.0.0.1:*").expect("bind");
-        announce(&socket.get_last_endpoint().expect("endpoint").expect("utf-8"));
+        let (_context, socket) = announced_router();
         let _ = forwarder::serve_heartbeat_echo(socket, version);
         return ExitCode::FAILURE;
     }
@@ -208,22 +207,18 @@ fn main() -> ExitCode {
 
 /// Child process: bind an ephemeral loopback port, print it, serve.
 fn serve(system: System, version: Version, heartbeat_interval: Duration) -> ExitCode {
-    let endpoint = "tcp://127.0.0.1:*";
     let config = Config {
         heartbeat_interval,
         ..Config::default()
     };
     let result = match system {
-        System::Broker => Server::bind(&[endpoint], config).and_then(|server| {
+        System::Broker => Server::bind(&[LOOPBACK], config).and_then(|server| {
             announce(&server.endpoints()[0]);
             server.stop_on_signals()?;
             server.run()
         }),
         System::Lru | System::Rr => {
-            let context = zmq::Context::new();
-            let socket = context.socket(zmq::ROUTER).expect("socket");
-            socket.bind(endpoint).expect("bind");
-            announce(&socket.get_last_endpoint().expect("endpoint").expect("utf-8"));
+            let (_context, socket) = announced_router();
             let rule = if system == System::Lru {
                 forwarder::Rule::LeastRecentlyUsed
             } else {
@@ -248,6 +243,15 @@ fn exit_with_parent() {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
+}
+
+/// A ROUTER bound to an ephemeral loopback port, announced to the parent.
+fn announced_router() -> (zmq::Context, zmq::Socket) {
+    let context = zmq::Context::new();
+    let socket = context.socket(zmq::ROUTER).expect("socket");
+    socket.bind(LOOPBACK).expect("bind");
+    announce(&socket.get_last_endpoint().expect("endpoint").expect("utf-8"));
+    (context, socket)
 }
 
 fn announce(endpoint: &str) {
@@ -325,11 +329,19 @@ fn machine_ticks() -> Result<(u64, u64), String> {
 }
 
 fn measure(args: &Args, system: System, version: Version) -> Result<Figures, String> {
-    let (mut child, endpoint) = spawn(args, system, version)?;
-    let figures = load_run(args, &endpoint, child.id(), version);
-    let _ = child.kill();
-    let _ = child.wait();
-    figures
+    let (child, endpoint) = spawn(args, system, version)?;
+    let child = Reaped(child);
+    load_run(args, &endpoint, child.0.id(), version)
+}
+
+/// Ends a child process when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Puts the load on the system at `endpoint` (process `pid`) and measures.

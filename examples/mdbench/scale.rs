@@ -36,7 +36,7 @@ use majordomo::Version;
 use majordomo::frame::{self, Frame};
 use majordomo::protocol::{self, ClientCommand, ClientKind, Dialect, WorkerCommand};
 
-use super::{Args, System, cpu_ns, load_run, median, show, spawn, spawn_serving};
+use super::{Args, Reaped, System, cpu_ns, load_run, median, show, spawn, spawn_serving};
 
 /// Most worker sockets one helper process holds.
 pub const PER_PROCESS: usize = 5_000;
@@ -282,16 +282,6 @@ pub fn run(args: &Args, version: Version) -> Result<(), String> {
         return Err("some replies failed verification".into());
     }
     Ok(())
-}
-
-/// Ends a child process when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// CPU of process `pid` (and of the helpers) over `seconds`, in % of a core.
