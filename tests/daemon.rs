@@ -112,3 +112,23 @@ fn bad_flags_are_refused() {
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_peer_claiming_the_first_automatic_id_cannot_crash_the_daemon() {
+    use crate::routing_ids::{STOCK_FIRST_ID, assert_served, automatic_id};
+    // The field input: in a fresh broker process, stock libzmq's first
+    // automatic id is 00 6b8b4567; a peer claims it, then an anonymous peer
+    // connects (stock libzmq aborts on an assertion here).
+    let (mut child, endpoint) = spawn_broker(&[]);
+    let claimer = Peer::connect_as(&endpoint, Some(&automatic_id(STOCK_FIRST_ID)));
+    assert_served(&claimer);
+    let anonymous: Vec<Peer> = (0..16).map(|_| Peer::connect(&endpoint)).collect();
+    for peer in &anonymous {
+        assert_served(peer);
+    }
+    assert_served(&claimer);
+    assert!(child.try_wait().expect("try_wait").is_none(), "the broker died");
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+}

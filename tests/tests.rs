@@ -3,4 +3,5 @@
 mod common;
 mod daemon;
 mod libraries;
+mod routing_ids;
 mod wire;

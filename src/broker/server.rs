@@ -108,7 +108,6 @@ impl Server {
         let context = zmq::Context::new();
         let socket = context.socket(zmq::ROUTER)?;
         socket.set_router_mandatory(true)?;
-        socket.set_router_handover(true)?;
         // libzmq's default listen backlog is 100: thousands of workers
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.

@@ -93,7 +93,15 @@ pub struct Peer {
 
 impl Peer {
     pub fn connect(endpoint: &str) -> Peer {
+        Peer::connect_as(endpoint, None)
+    }
+
+    /// A peer that claims the routing id `id` (`ZMQ_ROUTING_ID`), if given.
+    pub fn connect_as(endpoint: &str, id: Option<&[u8]>) -> Peer {
         let socket = context().socket(zmq::DEALER).expect("socket");
+        if let Some(id) = id {
+            socket.set_identity(id).expect("routing id");
+        }
         socket.set_linger(0).expect("linger");
         socket.set_rcvtimeo(50).expect("rcvtimeo");
         socket.set_sndtimeo(1000).expect("sndtimeo");
