@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use majordomo::protocol::{Flavor, Framing};
 use majordomo::{Client, ClientConfig, Version};
 
 #[derive(Parser)]
@@ -28,18 +29,26 @@ struct Args {
     /// Timeout per attempt, in milliseconds.
     #[arg(long, default_value_t = 2500)]
     timeout: u64,
-    /// Attempts per request, each on a new socket.
+    /// Attempts per request, each on a new socket (7/MDP calls them retries).
     #[arg(long, default_value_t = 3)]
     retries: u32,
+    /// Speak majortomo's MDP/0.2 client dialect (leading empty frame, its
+    /// command numbers), which majortomo's broker requires.
+    #[arg(long)]
+    majortomo: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let config = ClientConfig {
-        version: if args.version == 2 { Version::V02 } else { Version::V01 },
-        timeout: Duration::from_millis(args.timeout),
-        retries: args.retries,
-    };
+    let mut config = ClientConfig::default();
+    config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    config.timeout = Duration::from_millis(args.timeout);
+    config.attempts = args.retries;
+    if args.majortomo {
+        config.version = Version::V02;
+        config.framing = Framing::Delimited;
+        config.flavor = Flavor::Majortomo;
+    }
     let mut client = Client::new(&args.broker, config);
     let started = Instant::now();
     for i in 0..args.count {

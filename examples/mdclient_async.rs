@@ -36,11 +36,10 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let config = ClientConfig {
-        version: if args.version == 2 { Version::V02 } else { Version::V01 },
-        timeout: Duration::from_millis(args.timeout),
-        retries: 1,
-    };
+    let mut config = ClientConfig::default();
+    config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    config.timeout = Duration::from_millis(args.timeout);
+    config.attempts = 1;
     let mut client = AsyncClient::connect(&args.broker, config)?;
     let mut waiting: HashSet<u64> = HashSet::new();
     let (mut sent, mut received) = (0u64, 0u64);

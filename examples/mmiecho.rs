@@ -29,11 +29,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = ClientConfig {
-        version: if args.version == 2 { Version::V02 } else { Version::V01 },
-        timeout: Duration::from_millis(args.timeout),
-        retries: 1,
-    };
+    let mut config = ClientConfig::default();
+    config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    config.timeout = Duration::from_millis(args.timeout);
+    config.attempts = 1;
     match Client::new(&args.broker, config).service_exists(&args.service) {
         Ok(true) => {
             println!("{}: 200 (has workers)", args.service);

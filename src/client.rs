@@ -20,31 +20,70 @@ use log::debug;
 
 use crate::frame::{self, Frame};
 use crate::poll;
-use crate::protocol::{self, ClientCommand, ClientKind, Dialect, ProtocolError, Version};
+use crate::protocol::{self, ClientRequest, Dialect, Flavor, Framing, ProtocolError, ReplyKind, Version};
 
-/// Settings shared by [`Client`] and [`AsyncClient`].
+/// Settings shared by [`Client`] and [`AsyncClient`]. Start from
+/// [`ClientConfig::default`] and change the fields you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use majordomo::{ClientConfig, Version};
+///
+/// let mut config = ClientConfig::default();
+/// config.version = Version::V02;
+/// config.timeout = Duration::from_secs(1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClientConfig {
-    /// The protocol version to speak (MDP/0.2 is needed for PARTIAL replies).
+    /// The protocol version to speak (MDP/0.2 is needed for PARTIAL
+    /// replies). Default: MDP/0.1.
     pub version: Version,
-    /// How long to wait for a reply (or, for [`Client`], for each attempt).
+    /// MDP/0.2 only: whether commands start with an empty frame. 18/MDP
+    /// drops it ([`Framing::Bare`], the default); majortomo's broker
+    /// requires it ([`Framing::Delimited`]). MDP/0.1 always has it.
+    pub framing: Framing,
+    /// MDP/0.2 only: 18/MDP's client command numbers ([`Flavor::Rfc`], the
+    /// default) or majortomo's ([`Flavor::Majortomo`], which its broker
+    /// requires, together with [`Framing::Delimited`]).
+    pub flavor: Flavor,
+    /// How long to wait for a reply (for [`Client`], on each attempt; a
+    /// PARTIAL restarts it). Default: 2,500 ms.
     pub timeout: Duration,
-    /// How many attempts [`Client::request`] makes, each on a new socket.
-    pub retries: u32,
+    /// How many times [`Client::request`] sends a request, each on a new
+    /// socket, before it gives up (7/MDP's "retries"). Default: 3.
+    pub attempts: u32,
 }
 
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
         ClientConfig {
             version: Version::V01,
+            framing: Framing::Bare,
+            flavor: Flavor::Rfc,
             timeout: Duration::from_millis(2500),
-            retries: 3,
+            attempts: 3,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The dialect requests go out in.
+    fn dialect(&self) -> Dialect {
+        match self.version {
+            Version::V01 => Dialect::V01,
+            Version::V02 => Dialect {
+                version: Version::V02,
+                framing: self.framing,
+                flavor: self.flavor,
+            },
         }
     }
 }
 
 /// Why a request failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The broker took the request but no reply came, on any attempt.
     Timeout {
@@ -61,7 +100,7 @@ pub enum ClientError {
     /// The reply named another service or protocol version than the request.
     Mismatched(String),
     /// A socket call failed (for example, a malformed endpoint).
-    Zmq(zmq::Error),
+    Socket(zmq::Error),
 }
 
 impl fmt::Display for ClientError {
@@ -69,18 +108,26 @@ impl fmt::Display for ClientError {
         match self {
             ClientError::Timeout { attempts } => write!(f, "no reply after {attempts} attempt(s)"),
             ClientError::Unreachable { endpoint } => write!(f, "broker at {endpoint} cannot be reached"),
-            ClientError::Malformed(e) => write!(f, "malformed reply: {e}"),
+            ClientError::Malformed(_) => write!(f, "malformed reply"),
             ClientError::Mismatched(what) => write!(f, "reply does not match the request: {what}"),
-            ClientError::Zmq(e) => write!(f, "socket error: {e}"),
+            ClientError::Socket(_) => write!(f, "socket call failed"),
         }
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Malformed(e) => Some(e),
+            ClientError::Socket(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<zmq::Error> for ClientError {
     fn from(e: zmq::Error) -> ClientError {
-        ClientError::Zmq(e)
+        ClientError::Socket(e)
     }
 }
 
@@ -103,15 +150,13 @@ fn dealer(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, ClientE
     Ok(socket)
 }
 
-fn encode_request(version: Version, service: &[u8], body: &[Frame]) -> Vec<Frame> {
-    let mut frames = Vec::with_capacity(4 + body.len());
-    let cmd = ClientCommand {
-        kind: ClientKind::Request,
+fn encode_request(dialect: Dialect, service: &[u8], body: &[Frame]) -> Vec<Frame> {
+    let mut frames = Vec::with_capacity(5 + body.len());
+    let request = ClientRequest {
         service: Frame::from_slice(service),
         body: body.iter().map(Frame::share).collect(),
     };
-    // A REQUEST exists in both versions, so encoding cannot fail.
-    let _ = protocol::encode_client(&mut frames, Dialect::standard(version), cmd);
+    protocol::encode_request(&mut frames, dialect, request);
     frames
 }
 
@@ -121,11 +166,12 @@ fn wait_writable(socket: &zmq::Socket, within: Duration) -> Result<bool, ClientE
     Ok(ready > 0)
 }
 
-/// Receives and decodes one reply, checking it answers `service` in
-/// `version`; `None` if nothing came before `deadline`.
+/// Receives and decodes one reply, checking it answers `service` in the
+/// version of `expected`; `None` if nothing came before `deadline`.
+/// Replies that name no service (majortomo's flavor) are not checked.
 fn recv_reply(
     socket: &mut zmq::Socket,
-    version: Version,
+    expected: Dialect,
     service: Option<&[u8]>,
     deadline: Instant,
 ) -> Result<Option<Reply>, ClientError> {
@@ -133,11 +179,12 @@ fn recv_reply(
         return Ok(None);
     }
     let frames = frame::recv_multipart(socket, false)?;
-    let (dialect, cmd) = protocol::decode_at_client(frames).map_err(ClientError::Malformed)?;
-    if dialect.version != version {
+    let (dialect, cmd) = protocol::decode_at_client(frames, expected.flavor).map_err(ClientError::Malformed)?;
+    if dialect.version != expected.version {
         return Err(ClientError::Mismatched(format!("answered in {}", dialect.version)));
     }
     if let Some(service) = service
+        && !cmd.service.is_empty()
         && cmd.service[..] != *service
     {
         let got = String::from_utf8_lossy(&cmd.service).into_owned();
@@ -146,12 +193,26 @@ fn recv_reply(
     Ok(Some(Reply {
         service: cmd.service.to_vec(),
         body: cmd.body,
-        last: cmd.kind == ClientKind::Final,
+        last: cmd.kind == ReplyKind::Final,
     }))
 }
 
 /// A synchronous MDP client: one request at a time, with timeout and
 /// retries on a fresh socket.
+///
+/// # Examples
+///
+/// ```no_run
+/// use majordomo::{Client, ClientConfig};
+///
+/// let mut client = Client::new("tcp://localhost:5555", ClientConfig::default());
+/// let reply = client.request("echo", ["hello"])?;
+/// assert_eq!(&reply[0][..], b"hello");
+/// if !client.service_exists("billing")? {
+///     eprintln!("no worker serves 'billing'");
+/// }
+/// # Ok::<(), majordomo::ClientError>(())
+/// ```
 pub struct Client {
     endpoint: String,
     config: ClientConfig,
@@ -191,7 +252,7 @@ impl Client {
         mut on_partial: impl FnMut(Vec<Frame>),
     ) -> Result<Vec<Frame>, ClientError> {
         let body: Vec<Frame> = body.into_iter().map(Into::into).collect();
-        let attempts = self.config.retries.max(1);
+        let attempts = self.config.attempts.max(1);
         let mut reached = false;
         for attempt in 1..=attempts {
             // Taken out, and put back only if this attempt succeeds: a
@@ -205,12 +266,10 @@ impl Client {
                 continue;
             }
             reached = true;
-            frame::send_multipart(
-                &mut socket,
-                encode_request(self.config.version, service.as_bytes(), &body),
-            )?;
+            let dialect = self.config.dialect();
+            frame::send_multipart(&mut socket, encode_request(dialect, service.as_bytes(), &body))?;
             let mut deadline = Instant::now() + self.config.timeout;
-            while let Some(reply) = recv_reply(&mut socket, self.config.version, Some(service.as_bytes()), deadline)? {
+            while let Some(reply) = recv_reply(&mut socket, dialect, Some(service.as_bytes()), deadline)? {
                 if reply.last {
                     self.socket = Some(socket);
                     return Ok(reply.body);
@@ -252,6 +311,22 @@ impl Client {
 ///
 /// MDP carries no request identifier, so replies come back in the order
 /// workers finish; put whatever you need to match them in the body.
+///
+/// # Examples
+///
+/// ```no_run
+/// use majordomo::{AsyncClient, ClientConfig};
+///
+/// let mut client = AsyncClient::connect("tcp://localhost:5555", ClientConfig::default())?;
+/// for i in 0..100 {
+///     client.send("echo", [format!("request {i}")])?;
+/// }
+/// while client.outstanding() > 0 {
+///     let reply = client.recv()?;
+///     println!("{}", String::from_utf8_lossy(&reply.body[0]));
+/// }
+/// # Ok::<(), majordomo::ClientError>(())
+/// ```
 pub struct AsyncClient {
     socket: zmq::Socket,
     config: ClientConfig,
@@ -290,7 +365,7 @@ impl AsyncClient {
         }
         frame::send_multipart(
             &mut self.socket,
-            encode_request(self.config.version, service.as_bytes(), &body),
+            encode_request(self.config.dialect(), service.as_bytes(), &body),
         )?;
         self.outstanding += 1;
         Ok(())
@@ -299,7 +374,7 @@ impl AsyncClient {
     /// The next reply or PARTIAL, waiting at most the timeout.
     pub fn recv(&mut self) -> Result<Reply, ClientError> {
         let deadline = Instant::now() + self.config.timeout;
-        match recv_reply(&mut self.socket, self.config.version, None, deadline)? {
+        match recv_reply(&mut self.socket, self.config.dialect(), None, deadline)? {
             Some(reply) => {
                 if reply.last {
                     self.outstanding = self.outstanding.saturating_sub(1);
@@ -313,5 +388,25 @@ impl AsyncClient {
     /// Requests sent whose FINAL reply has not arrived yet.
     pub fn outstanding(&self) -> usize {
         self.outstanding
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .field("connected", &self.socket.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for AsyncClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .field("outstanding", &self.outstanding)
+            .finish()
     }
 }

@@ -29,7 +29,7 @@ use log::{debug, info, warn};
 
 use crate::frame::{self, Frame};
 use crate::poll;
-use crate::protocol::{self, Dialect, Version, WorkerCommand};
+use crate::protocol::{self, Dialect, FromWorker, ToWorker, Version};
 
 /// How a worker talks to its broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,19 +258,19 @@ impl Link {
         self.reconnect_at = None;
         let now = Instant::now();
         self.broker_expires_at = now + self.expiry();
-        self.send(WorkerCommand::Ready {
+        self.send(FromWorker::Ready {
             service: Frame::from(self.service.as_str()),
         });
         info!("worker for '{}' registering with {}", self.service, self.endpoint);
         Ok(())
     }
 
-    fn send(&mut self, cmd: WorkerCommand) {
+    fn send(&mut self, cmd: FromWorker) {
         let dialect = self.dialect();
         let Some(socket) = self.socket.as_mut() else { return };
         let mut frames = Vec::new();
-        if protocol::encode_worker(&mut frames, dialect, cmd).is_ok() && frame::send_multipart(socket, frames).is_err()
-        {
+        protocol::encode_from_worker(&mut frames, dialect, cmd);
+        if frame::send_multipart(socket, frames).is_err() {
             debug!("send to broker failed; heartbeating will notice if it is gone");
         }
         self.heartbeat_at = Instant::now() + self.config.heartbeat_interval;
@@ -297,7 +297,7 @@ impl Link {
                 (items[0].is_readable(), items.get(1).is_some_and(|i| i.is_readable()))
             };
             if pipe_ready && !self.handle_program(&mut pipe) {
-                self.send(WorkerCommand::Disconnect);
+                self.send(FromWorker::Disconnect);
                 return;
             }
             if socket_ready {
@@ -332,7 +332,7 @@ impl Link {
             self.schedule_reconnect(self.delay);
             self.delay = (self.delay * 2).min(self.config.max_reconnect_delay);
         } else if now >= self.heartbeat_at {
-            self.send(WorkerCommand::Heartbeat);
+            self.send(FromWorker::Heartbeat);
         }
     }
 
@@ -352,8 +352,16 @@ impl Link {
         }
         let body = frames.collect();
         match tag[..] {
-            [TAG_PARTIAL] => self.send(WorkerCommand::Partial { client, body }),
-            [TAG_FINAL] => self.send(WorkerCommand::Final { client, body }),
+            [TAG_PARTIAL] => {
+                if let Some(streaming) = self.dialect().streaming() {
+                    self.send(FromWorker::Partial {
+                        streaming,
+                        client,
+                        body,
+                    });
+                }
+            }
+            [TAG_FINAL] => self.send(FromWorker::Final { client, body }),
             _ => {}
         }
         true
@@ -376,14 +384,14 @@ impl Link {
             self.broker_expires_at = Instant::now() + self.expiry();
             self.delay = self.config.reconnect_delay;
             match cmd {
-                WorkerCommand::Request { client, body } => {
+                ToWorker::Request { client, body } => {
                     let mut frames = vec![Frame::from_slice(&self.generation.to_le_bytes()), client];
                     frames.extend(body);
                     if frame::send_multipart(pipe, frames).is_err() {
                         debug!("program not reading; request dropped");
                     }
                 }
-                WorkerCommand::Disconnect => {
+                ToWorker::Disconnect => {
                     info!("broker sent DISCONNECT; registering again");
                     self.schedule_reconnect(Duration::ZERO);
                 }

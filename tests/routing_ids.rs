@@ -7,25 +7,8 @@ use std::collections::HashSet;
 
 use crate::common::*;
 
-/// The first automatic id of every stock libzmq 4.3 ROUTER: a zero byte and
-/// the first value of glibc's unseeded `rand()`, 0x6b8b4567.
-pub const STOCK_FIRST_ID: u32 = 0x6b8b_4567;
-
-pub fn automatic_id(counter: u32) -> Vec<u8> {
-    let mut id = vec![0];
-    id.extend_from_slice(&counter.to_be_bytes());
-    id
-}
-
 fn peer_claiming(endpoint: &str, id: &[u8]) -> Peer {
     Peer::connect_as(endpoint, Some(id))
-}
-
-/// Asks mmi.service through `peer` and checks the broker answers it.
-pub fn assert_served(peer: &Peer) {
-    peer.send(&[b"", b"MDPC01", b"mmi.service", b"echo"]);
-    let reply = peer.recv();
-    assert_eq!(reply[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
 }
 
 /// One request through `worker` from `client`: returns the client address

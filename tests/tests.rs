@@ -1,7 +1,6 @@
 //! The integration tests, in one binary (each test binary links libzmq).
 
 mod common;
-mod daemon;
 mod libraries;
 mod routing_ids;
 mod wire;

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use majordomo::broker::Config;
 
 #[test]
 fn v01_echo_through_dealer_and_req_clients() {
@@ -202,10 +201,8 @@ fn classic_worker_busy_longer_than_liveness_is_not_purged() {
 
 #[test]
 fn queued_request_for_a_missing_service_expires() {
-    let config = Config {
-        request_timeout: Some(Duration::from_millis(100)),
-        ..patient_config()
-    };
+    let mut config = patient_config();
+    config.request_timeout = Some(Duration::from_millis(100));
     let broker = TestBroker::start_with(config);
     let client = Peer::connect(&broker.endpoint);
     client.send(&[b"", b"MDPC01", b"later", b"stale"]);

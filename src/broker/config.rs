@@ -7,23 +7,39 @@ use std::time::Duration;
 /// The coarsest [`Config::timer_resolution`].
 const MAX_TIMER_RESOLUTION: Duration = Duration::from_millis(100);
 
-/// How the broker times heartbeats, expiry and redelivery.
+/// How the broker times heartbeats, expiry and redelivery. The defaults
+/// are `mdbroker`'s; start from [`Config::default`] and change the fields
+/// you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use majordomo::broker::Config;
+///
+/// let mut config = Config::default();
+/// config.heartbeat_interval = Duration::from_millis(500);
+/// assert_eq!(config.expiry(), Duration::from_millis(1500));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// How often the broker sends HEARTBEAT to each worker, and how often it
-    /// expects to hear from each worker.
+    /// expects to hear from each worker. Default: 2,500 ms.
     pub heartbeat_interval: Duration,
     /// How many intervals of silence make a worker dead (7/MDP: usually 3-5).
+    /// Default: 3.
     pub heartbeat_liveness: u32,
     /// How long a busy worker that has never heartbeated while busy may stay
     /// silent before it is taken for dead. Classic single-threaded workers
     /// (zguide mdwrkapi) cannot heartbeat while the application works.
+    /// Default: 300,000 ms.
     pub busy_timeout: Duration,
     /// How long a request may wait in its service's queue for a worker
     /// before it is dropped; `None` keeps it until a worker takes it.
+    /// Default: 60,000 ms.
     pub request_timeout: Option<Duration>,
     /// How many times one request is handed to a worker before the broker
     /// gives up on it (a request that kills every worker must not loop).
+    /// Default: 3.
     pub max_deliveries: u32,
 }
 

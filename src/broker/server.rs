@@ -7,10 +7,9 @@
 //!
 //! Sends never block: the socket is in `ROUTER_MANDATORY` mode and every
 //! send is non-blocking, so a message for a peer that is gone, or whose
-//! queue is full, fails at once instead of stalling everyone. A failed send
-//! to a registered worker tells the broker that worker is unreachable (and
-//! its request goes to another worker at once, rather than after its
-//! heartbeat expiry); a failed send to a client drops that reply.
+//! queue is full, fails at once instead of stalling everyone. The loop
+//! reports each failed send to the broker ([`Broker::send_failed`]), which
+//! decides what it means.
 //!
 //! Stopping is a byte written to a pipe the loop polls: the same path serves
 //! SIGTERM/SIGINT (through `signal-hook`) and [`StopHandle::stop`] for
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 
-use super::{Broker, Config, Outbound, Recipient};
+use super::{Broker, Config, Outbound};
 use crate::frame::{self, Frame};
 use crate::poll;
 
@@ -39,6 +38,7 @@ const RECV_BATCH: usize = 1024;
 
 /// Why the broker could not start or had to stop.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServerError {
     /// An endpoint could not be bound (in use, malformed, no such interface).
     Bind {
@@ -47,34 +47,46 @@ pub enum ServerError {
         /// What libzmq said.
         source: zmq::Error,
     },
-    /// A socket call failed.
-    Zmq(zmq::Error),
-    /// The stop pipe or signal registration failed.
-    Io(io::Error),
+    /// A call on the broker's socket failed (`what` says which).
+    Socket {
+        /// The call that failed.
+        what: &'static str,
+        /// What libzmq said.
+        source: zmq::Error,
+    },
+    /// The stop pipe could not be made, or a signal handler installed.
+    Signals(io::Error),
 }
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // The cause is on the same line: operators read this one line.
             ServerError::Bind { endpoint, source } => write!(f, "cannot bind {endpoint}: {source}"),
-            ServerError::Zmq(e) => write!(f, "socket error: {e}"),
-            ServerError::Io(e) => write!(f, "{e}"),
+            ServerError::Socket { what, .. } => write!(f, "broker socket: {what} failed"),
+            ServerError::Signals(_) => write!(f, "cannot set up the stop pipe or signal handlers"),
         }
     }
 }
 
-impl std::error::Error for ServerError {}
-
-impl From<zmq::Error> for ServerError {
-    fn from(e: zmq::Error) -> ServerError {
-        ServerError::Zmq(e)
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Bind { source, .. } | ServerError::Socket { source, .. } => Some(source),
+            ServerError::Signals(e) => Some(e),
+        }
     }
 }
 
 impl From<io::Error> for ServerError {
     fn from(e: io::Error) -> ServerError {
-        ServerError::Io(e)
+        ServerError::Signals(e)
     }
+}
+
+/// Names the socket call that failed, for [`ServerError::Socket`].
+fn socket_call<T>(what: &'static str, result: Result<T, zmq::Error>) -> Result<T, ServerError> {
+    result.map_err(|source| ServerError::Socket { what, source })
 }
 
 /// Stops a running [`Server`] from another thread.
@@ -92,6 +104,34 @@ impl StopHandle {
 }
 
 /// A bound broker, ready to [`run`](Server::run).
+///
+/// # Examples
+///
+/// A broker on a thread of a program, stopped from another thread:
+///
+/// ```no_run
+/// use majordomo::broker::{Config, Server};
+///
+/// let server = Server::bind(&["tcp://127.0.0.1:*"], Config::default())?;
+/// println!("serving on {}", server.endpoints()[0]);
+/// let stop = server.stop_handle();
+/// let thread = std::thread::spawn(move || server.run());
+/// // ... later:
+/// stop.stop();
+/// thread.join().expect("broker thread")?;
+/// # Ok::<(), majordomo::broker::ServerError>(())
+/// ```
+///
+/// A daemon that stops on SIGINT and SIGTERM:
+///
+/// ```no_run
+/// use majordomo::broker::{Config, Server};
+///
+/// let server = Server::bind(&["tcp://*:5555"], Config::default())?;
+/// server.stop_on_signals()?;
+/// server.run()?;
+/// # Ok::<(), majordomo::broker::ServerError>(())
+/// ```
 pub struct Server {
     socket: zmq::Socket,
     endpoints: Vec<String>,
@@ -106,13 +146,13 @@ impl Server {
     /// Creates the ROUTER socket and binds every endpoint.
     pub fn bind<S: AsRef<str>>(endpoints: &[S], config: Config) -> Result<Server, ServerError> {
         let context = zmq::Context::new();
-        let socket = context.socket(zmq::ROUTER)?;
-        socket.set_router_mandatory(true)?;
+        let socket = socket_call("creating the ROUTER socket", context.socket(zmq::ROUTER))?;
+        socket_call("setting ROUTER_MANDATORY", socket.set_router_mandatory(true))?;
         // libzmq's default listen backlog is 100: thousands of workers
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.
-        socket.set_backlog(LISTEN_BACKLOG)?;
-        socket.set_linger(LINGER.as_millis() as i32)?;
+        socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
+        socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
         let mut bound = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
             let endpoint = endpoint.as_ref();
@@ -120,7 +160,7 @@ impl Server {
                 endpoint: endpoint.to_owned(),
                 source,
             })?;
-            let resolved = match socket.get_last_endpoint()? {
+            let resolved = match socket_call("reading the bound endpoint", socket.get_last_endpoint())? {
                 Ok(resolved) => resolved,
                 Err(_) => endpoint.to_owned(),
             };
@@ -195,7 +235,7 @@ impl Server {
         match zmq::poll(&mut items, timeout) {
             Ok(_) => {}
             Err(zmq::Error::EINTR) => return Ok((false, false)),
-            Err(e) => return Err(e.into()),
+            Err(source) => return Err(ServerError::Socket { what: "poll", source }),
         }
         let [socket, stop] = &items;
         let (readable, stop) = (socket.is_readable(), stop.is_readable());
@@ -213,7 +253,12 @@ impl Server {
             let frames = match frame::recv_multipart(&mut self.socket, true) {
                 Ok(frames) => frames,
                 Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => return Ok(()),
-                Err(e) => return Err(e.into()),
+                Err(source) => {
+                    return Err(ServerError::Socket {
+                        what: "receive",
+                        source,
+                    });
+                }
             };
             let mut frames = frames.into_iter();
             let Some(identity) = frames.next() else { continue };
@@ -224,30 +269,31 @@ impl Server {
         Ok(())
     }
 
-    /// Sends everything the broker queued; tells it of unreachable workers,
-    /// which may queue more (a redelivered request), until nothing is left.
+    /// Sends everything the broker queued, reporting each failed send to
+    /// the broker (which may queue more, such as a redelivered request),
+    /// until nothing is left.
     fn flush(&mut self, outbox: &mut Vec<Outbound>) {
         loop {
             self.broker.take_outbox(outbox);
             if outbox.is_empty() {
                 return;
             }
-            let mut unreachable = Vec::new();
+            let now = Instant::now();
             for out in outbox.drain(..) {
                 if let Err(error) = frame::send_multipart(&mut self.socket, out.frames) {
-                    match out.recipient {
-                        Recipient::Worker(key) => unreachable.push((key, false)),
-                        Recipient::WorkerRequest(key) => unreachable.push((key, true)),
-                        Recipient::Client | Recipient::Departing => {
-                            debug!("message to a departed peer dropped: {error}")
-                        }
-                    }
+                    debug!("send failed: {error}");
+                    self.broker.send_failed(out.recipient, now);
                 }
             }
-            let now = Instant::now();
-            for (key, request_lost) in unreachable {
-                self.broker.worker_unreachable(key, request_lost, now);
-            }
         }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoints", &self.endpoints)
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,11 @@ use std::time::Instant;
 use crate::frame::Frame;
 use crate::protocol::Dialect;
 
-use super::WorkerKey;
+use super::core::WorkerKey;
+
+/// Stale idle entries are swept only past this many, so that a service
+/// with a handful of workers never sweeps.
+const SWEEP_MIN_STALE: usize = 16;
 
 /// A client's request, kept by the broker until its final reply has gone
 /// out: in its service's queue, then held by the worker processing it.
@@ -85,7 +89,7 @@ impl Service {
     /// are the majority.
     pub fn forget_idle(&mut self, is_live: impl Fn(WorkerKey, u64) -> bool) {
         self.stale_idle += 1;
-        if self.stale_idle > 16 && self.stale_idle * 2 > self.idle.len() {
+        if self.stale_idle > SWEEP_MIN_STALE && self.stale_idle * 2 > self.idle.len() {
             self.idle.retain(|&(worker, ticket)| is_live(worker, ticket));
             self.stale_idle = 0;
         }

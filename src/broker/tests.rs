@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::frame::Frame;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 
@@ -426,10 +427,8 @@ fn unreachable_worker_is_deleted_and_an_undelivered_request_does_not_count() {
     h.ready_v01("gone", "echo");
     h.request_v01("c1", "echo", "x");
     let out = h.outbound();
-    let Recipient::WorkerRequest(key) = out[0].recipient else {
-        panic!("not a request")
-    };
-    h.broker.worker_unreachable(key, true, h.now);
+    assert!(matches!(out[0].recipient, Recipient::WorkerRequest(_)));
+    h.broker.send_failed(out[0].recipient, h.now);
     assert_eq!(h.broker.worker_count(), 0);
     assert_eq!(h.broker.queued(b"echo"), 1, "the request never reached a worker");
     h.ready_v01("w2", "echo");

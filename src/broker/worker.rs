@@ -2,11 +2,12 @@
 //! it frames its commands, when it is due a heartbeat or dead, and the
 //! request it holds, if any.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::protocol::Dialect;
 
-use super::ServiceKey;
+use super::config::Config;
+use super::core::ServiceKey;
 use super::service::Request;
 use super::timers::Grid;
 
@@ -44,20 +45,66 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker that has just sent READY at `now`: idle under `ticket`,
+    /// heard from now, and due its first heartbeat one interval later.
+    pub fn new(
+        identity: Box<[u8]>,
+        service: ServiceKey,
+        dialect: Dialect,
+        ticket: u64,
+        now: Instant,
+        config: &Config,
+        grid: &Grid,
+    ) -> Worker {
+        let mut worker = Worker {
+            identity,
+            service,
+            dialect,
+            expires_at: now,
+            heartbeat_at: now,
+            idle_ticket: Some(ticket),
+            job: None,
+            heartbeats_while_busy: false,
+            timer_at: now,
+        };
+        worker.heard_from(now, config);
+        worker.sent_command(now, config);
+        worker.timer_at = worker.next_timer(config, grid);
+        worker
+    }
+
+    /// Any command from the worker shows it alive: it is dead only after
+    /// liveness x interval of silence from now (7/MDP).
+    pub fn heard_from(&mut self, now: Instant, config: &Config) {
+        self.expires_at = now + config.expiry();
+    }
+
+    /// Any command to the worker does for a heartbeat: the next HEARTBEAT
+    /// is due one interval after it.
+    pub fn sent_command(&mut self, now: Instant, config: &Config) {
+        self.heartbeat_at = now + config.heartbeat_interval;
+    }
+
+    /// Whether its HEARTBEAT is due at `now`: heartbeats go out on the grid
+    /// tick at or before they fall due, so a worker never waits longer than
+    /// the interval.
+    pub fn heartbeat_due(&self, now: Instant, grid: &Grid) -> bool {
+        now >= grid.floor(self.heartbeat_at)
+    }
+
     /// When it is to be taken for dead: normally its heartbeat expiry; while
     /// busy, a worker not known to heartbeat while busy gets the busy
     /// timeout instead, counted from when it got its request.
-    pub fn deadline(&self, busy_timeout: Duration) -> Instant {
+    pub fn deadline(&self, config: &Config) -> Instant {
         match &self.job {
-            Some(job) if !self.heartbeats_while_busy => self.expires_at.max(job.since + busy_timeout),
+            Some(job) if !self.heartbeats_while_busy => self.expires_at.max(job.since + config.busy_timeout),
             _ => self.expires_at,
         }
     }
 
     /// When its timer entry should next fire: the grid tick at or before
     /// its next heartbeat, or the one at or after its deadline.
-    pub fn next_timer(&self, busy_timeout: Duration, grid: &Grid) -> Instant {
-        grid.floor(self.heartbeat_at)
-            .min(grid.ceil(self.deadline(busy_timeout)))
+    pub fn next_timer(&self, config: &Config, grid: &Grid) -> Instant {
+        grid.floor(self.heartbeat_at).min(grid.ceil(self.deadline(config)))
     }
 }

@@ -42,8 +42,6 @@ pub enum ProtocolError {
     MissingBody,
     /// Frames after the last frame a fixed-size command may have.
     TrailingFrames(usize),
-    /// The command cannot be expressed in this version (PARTIAL in MDP/0.1).
-    NotInVersion(&'static str, Version),
 }
 
 impl fmt::Display for ProtocolError {
@@ -73,9 +71,6 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::MissingBody => write!(f, "no body frame"),
             ProtocolError::TrailingFrames(n) => write!(f, "{n} unexpected trailing frame(s)"),
-            ProtocolError::NotInVersion(cmd, version) => {
-                write!(f, "{cmd} does not exist in {version}")
-            }
         }
     }
 }

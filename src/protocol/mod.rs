@@ -23,7 +23,12 @@
 //!   are identical on the wire, so there is one decoder per receiving role:
 //!   [`decode_at_broker`], [`decode_at_client`], [`decode_at_worker`]. A
 //!   command that exists but travels the other way is
-//!   [`ProtocolError::WrongDirection`].
+//!   [`ProtocolError::WrongDirection`]. Each direction has its own type
+//!   ([`ClientRequest`], [`ClientReply`], [`FromWorker`], [`ToWorker`]), so
+//!   no encoder can be handed a command of the wrong direction, and
+//!   encoding never fails: a PARTIAL, which only MDP/0.2 has, can only be
+//!   built with the [`Streaming`] proof that [`Dialect::streaming`] gives
+//!   for an MDP/0.2 dialect.
 //!
 //! Decoding consumes the frames and moves the body frames into the command:
 //! bodies are never copied.
@@ -159,67 +164,142 @@ impl fmt::Display for Dialect {
     }
 }
 
-/// The kind of an MDP/Client command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    /// Client to broker: a request for a service.
-    Request,
-    /// Broker to client (MDP/0.2 only): one piece of a streamed reply.
-    Partial,
-    /// Broker to client: the reply (MDP/0.1 REPLY, MDP/0.2 FINAL).
-    Final,
+impl Dialect {
+    /// The proof that this dialect can carry PARTIAL replies: `Some` for
+    /// MDP/0.2, `None` for MDP/0.1.
+    pub fn streaming(self) -> Option<Streaming> {
+        (self.version == Version::V02).then_some(Streaming(self))
+    }
 }
 
-/// An MDP/Client command: a request, or a reply to one.
+/// An MDP/0.2 dialect, the only kind that can carry PARTIAL: a PARTIAL
+/// command holds one, and is encoded in it. Only [`Dialect::streaming`]
+/// and the decoders make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Streaming(Dialect);
+
+impl Streaming {
+    /// The MDP/0.2 dialect.
+    pub fn dialect(self) -> Dialect {
+        self.0
+    }
+}
+
+/// Client to broker: a request for a service (the only command a client
+/// sends).
 #[derive(Debug, PartialEq, Eq)]
-pub struct ClientCommand {
-    /// What the command is.
-    pub kind: ClientKind,
-    /// The service the request is for, echoed in the reply.
+pub struct ClientRequest {
+    /// The service the request is for.
     pub service: Frame,
     /// The opaque body, one or more frames.
     pub body: Vec<Frame>,
 }
 
-/// An MDP/Worker command, in either direction.
+/// Which reply a [`ClientReply`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// One piece of a streamed reply (MDP/0.2 only), in this dialect.
+    Partial(Streaming),
+    /// The reply, or the last piece of it (MDP/0.1 REPLY, MDP/0.2 FINAL).
+    Final,
+}
+
+impl ReplyKind {
+    /// The command's name as the specs write it, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplyKind::Partial(_) => "PARTIAL",
+            ReplyKind::Final => "FINAL/REPLY",
+        }
+    }
+}
+
+/// Broker to client: a reply to a request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum WorkerCommand {
-    /// Worker to broker: register for a service.
+pub struct ClientReply {
+    /// PARTIAL or FINAL.
+    pub kind: ReplyKind,
+    /// The service the request was for.
+    pub service: Frame,
+    /// The reply body, one or more frames.
+    pub body: Vec<Frame>,
+}
+
+/// Worker to broker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromWorker {
+    /// Register for a service.
     Ready {
         /// The service name.
         service: Frame,
     },
-    /// Broker to worker: a request to process.
-    Request {
-        /// The client's address, to be echoed in the reply.
-        client: Frame,
-        /// The request body.
-        body: Vec<Frame>,
-    },
-    /// Worker to broker (MDP/0.2 only): one piece of a streamed reply.
+    /// One piece of a streamed reply (MDP/0.2 only), in this dialect.
     Partial {
+        /// The MDP/0.2 dialect the PARTIAL is framed in.
+        streaming: Streaming,
         /// The client's address from the request.
         client: Frame,
         /// This piece's body.
         body: Vec<Frame>,
     },
-    /// Worker to broker: the reply (MDP/0.1 REPLY, MDP/0.2 FINAL).
+    /// The reply (MDP/0.1 REPLY, MDP/0.2 FINAL).
     Final {
         /// The client's address from the request.
         client: Frame,
-        /// The reply body.
+        /// The reply body, one or more frames.
         body: Vec<Frame>,
     },
-    /// Either way: I am alive.
+    /// I am alive.
     Heartbeat,
-    /// Either way: this logical connection is over.
+    /// I am leaving.
     Disconnect,
 }
 
-impl WorkerCommand {
+impl FromWorker {
     /// The command's name as the specs write it, for logs.
     pub fn name(&self) -> &'static str {
-        WorkerOp::of(self).name()
+        self.op().name()
+    }
+
+    fn op(&self) -> WorkerOp {
+        match self {
+            FromWorker::Ready { .. } => WorkerOp::Ready,
+            FromWorker::Partial { .. } => WorkerOp::Partial,
+            FromWorker::Final { .. } => WorkerOp::Final,
+            FromWorker::Heartbeat => WorkerOp::Heartbeat,
+            FromWorker::Disconnect => WorkerOp::Disconnect,
+        }
+    }
+}
+
+/// Broker to worker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ToWorker {
+    /// A request to process.
+    Request {
+        /// The client's address, to be echoed in the reply.
+        client: Frame,
+        /// The request body, one or more frames.
+        body: Vec<Frame>,
+    },
+    /// I am alive.
+    Heartbeat,
+    /// Register again: the broker has forgotten you.
+    Disconnect,
+}
+
+impl ToWorker {
+    /// The command's name as the specs write it, for logs.
+    pub fn name(&self) -> &'static str {
+        self.op().name()
+    }
+
+    fn op(&self) -> WorkerOp {
+        match self {
+            ToWorker::Request { .. } => WorkerOp::Request,
+            ToWorker::Heartbeat => WorkerOp::Heartbeat,
+            ToWorker::Disconnect => WorkerOp::Disconnect,
+        }
     }
 }
 
@@ -227,9 +307,9 @@ impl WorkerCommand {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inbound {
     /// From a client.
-    Client(ClientCommand),
+    Client(ClientRequest),
     /// From a worker.
-    Worker(WorkerCommand),
+    Worker(FromWorker),
 }
 
 /// The worker commands, without their frames: the key of the byte tables.
@@ -244,17 +324,6 @@ enum WorkerOp {
 }
 
 impl WorkerOp {
-    fn of(cmd: &WorkerCommand) -> WorkerOp {
-        match cmd {
-            WorkerCommand::Ready { .. } => WorkerOp::Ready,
-            WorkerCommand::Request { .. } => WorkerOp::Request,
-            WorkerCommand::Partial { .. } => WorkerOp::Partial,
-            WorkerCommand::Final { .. } => WorkerOp::Final,
-            WorkerCommand::Heartbeat => WorkerOp::Heartbeat,
-            WorkerCommand::Disconnect => WorkerOp::Disconnect,
-        }
-    }
-
     fn name(self) -> &'static str {
         match self {
             WorkerOp::Ready => "READY",
@@ -266,88 +335,95 @@ impl WorkerOp {
         }
     }
 
-    /// 7/MDP and 18/MDP number the worker commands differently.
-    fn table(version: Version) -> &'static [(WorkerOp, u8)] {
-        match version {
-            Version::V01 => &[
-                (WorkerOp::Ready, 0x01),
-                (WorkerOp::Request, 0x02),
-                (WorkerOp::Final, 0x03),
-                (WorkerOp::Heartbeat, 0x04),
-                (WorkerOp::Disconnect, 0x05),
-            ],
-            Version::V02 => &[
-                (WorkerOp::Ready, 0x01),
-                (WorkerOp::Request, 0x02),
-                (WorkerOp::Partial, 0x03),
-                (WorkerOp::Final, 0x04),
-                (WorkerOp::Heartbeat, 0x05),
-                (WorkerOp::Disconnect, 0x06),
-            ],
+    const ALL: [WorkerOp; 6] = [
+        WorkerOp::Ready,
+        WorkerOp::Request,
+        WorkerOp::Partial,
+        WorkerOp::Final,
+        WorkerOp::Heartbeat,
+        WorkerOp::Disconnect,
+    ];
+
+    /// Whether `version` has this command: all but PARTIAL are in both.
+    fn exists_in(self, version: Version) -> bool {
+        !(self == WorkerOp::Partial && version == Version::V01)
+    }
+
+    /// The command byte: 7/MDP and 18/MDP number the worker commands
+    /// differently. A PARTIAL is only ever framed in its MDP/0.2 dialect
+    /// (its [`Streaming`] proof), never asked for in MDP/0.1.
+    fn byte(self, version: Version) -> u8 {
+        match (self, version) {
+            (WorkerOp::Ready, _) => 0x01,
+            (WorkerOp::Request, _) => 0x02,
+            (WorkerOp::Partial, _) => 0x03,
+            (WorkerOp::Final, Version::V01) => 0x03,
+            (WorkerOp::Final, Version::V02) => 0x04,
+            (WorkerOp::Heartbeat, Version::V01) => 0x04,
+            (WorkerOp::Heartbeat, Version::V02) => 0x05,
+            (WorkerOp::Disconnect, Version::V01) => 0x05,
+            (WorkerOp::Disconnect, Version::V02) => 0x06,
         }
     }
 
     fn from_byte(version: Version, byte: u8) -> Option<WorkerOp> {
-        Self::table(version).iter().find(|(_, b)| *b == byte).map(|(op, _)| *op)
-    }
-
-    fn to_byte(self, version: Version) -> Option<u8> {
-        Self::table(version).iter().find(|(op, _)| *op == self).map(|(_, b)| *b)
+        WorkerOp::ALL
+            .into_iter()
+            .find(|op| op.exists_in(version) && op.byte(version) == byte)
     }
 }
 
-/// MDP/0.2 client command bytes (MDP/0.1 client commands have none).
-fn client_kind_byte(kind: ClientKind, flavor: Flavor) -> u8 {
-    let spec = match kind {
-        ClientKind::Request => 0x01,
-        ClientKind::Partial => 0x02,
-        ClientKind::Final => 0x03,
-    };
-    match flavor {
-        Flavor::Rfc => spec,
-        Flavor::Majortomo => spec + 1,
-    }
+/// What a client command byte means, before it is tied to a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientOp {
+    Request,
+    Partial,
+    Final,
 }
 
-fn client_kind_from_byte(byte: u8, flavor: Flavor) -> Option<ClientKind> {
-    let spec = match flavor {
-        Flavor::Rfc => byte,
-        Flavor::Majortomo => byte.checked_sub(1)?,
-    };
-    match spec {
-        0x01 => Some(ClientKind::Request),
-        0x02 => Some(ClientKind::Partial),
-        0x03 => Some(ClientKind::Final),
-        _ => None,
+impl ClientOp {
+    /// MDP/0.2 client command bytes (MDP/0.1 client commands have none).
+    fn byte(self, flavor: Flavor) -> u8 {
+        let spec = match self {
+            ClientOp::Request => 0x01,
+            ClientOp::Partial => 0x02,
+            ClientOp::Final => 0x03,
+        };
+        match flavor {
+            Flavor::Rfc => spec,
+            Flavor::Majortomo => spec + 1,
+        }
+    }
+
+    fn from_byte(byte: u8, flavor: Flavor) -> Option<ClientOp> {
+        let spec = match flavor {
+            Flavor::Rfc => byte,
+            Flavor::Majortomo => byte.checked_sub(1)?,
+        };
+        match spec {
+            0x01 => Some(ClientOp::Request),
+            0x02 => Some(ClientOp::Partial),
+            0x03 => Some(ClientOp::Final),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ClientOp::Request => "client REQUEST",
+            ClientOp::Partial => "client PARTIAL",
+            ClientOp::Final => "client FINAL/REPLY",
+        }
     }
 }
 
 /// The flavor a client's REQUEST byte reveals: 0x01 is 18/MDP's, 0x02
 /// majortomo's (a client never sends PARTIAL, so 0x02 is not ambiguous).
 fn request_flavor(byte: u8) -> Flavor {
-    if byte == client_kind_byte(ClientKind::Request, Flavor::Majortomo) {
+    if byte == ClientOp::Request.byte(Flavor::Majortomo) {
         Flavor::Majortomo
     } else {
         Flavor::Rfc
-    }
-}
-
-impl ClientKind {
-    /// The command's name as the specs write it, for logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientKind::Request => "REQUEST",
-            ClientKind::Partial => "PARTIAL",
-            ClientKind::Final => "FINAL/REPLY",
-        }
-    }
-}
-
-fn client_kind_name(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::Request => "client REQUEST",
-        ClientKind::Partial => "client PARTIAL",
-        ClientKind::Final => "client FINAL/REPLY",
     }
 }
 
@@ -439,58 +515,72 @@ fn open(frames: Vec<Frame>) -> Result<(Header, Framing, Cursor), ProtocolError> 
     Ok((header, framing, cursor))
 }
 
-/// Decodes a client command after its header. MDP/0.1 client commands
-/// carry no command byte, so their kind is given by the direction. At the
-/// broker (`at_broker`), the byte also reveals the client's flavor.
+/// Where a client command is decoded, which says what its bytes mean.
+#[derive(Clone, Copy)]
+enum ClientSide {
+    /// At the broker: a REQUEST, whose byte reveals the client's flavor.
+    Broker,
+    /// At a client expecting replies in this flavor.
+    Client(Flavor),
+}
+
+/// Decodes a client command after its header into its operation, flavor,
+/// service and body. MDP/0.1 client commands carry no command byte, so
+/// their operation is given by the direction. A majortomo-flavor reply
+/// names no service; it decodes with an empty one.
 fn client_command(
     version: Version,
     mut cursor: Cursor,
-    at_broker: bool,
-) -> Result<(ClientCommand, Flavor), ProtocolError> {
-    let (kind, flavor) = match version {
-        Version::V01 if at_broker => (ClientKind::Request, Flavor::Rfc),
-        Version::V01 => (ClientKind::Final, Flavor::Rfc),
-        Version::V02 => {
+    side: ClientSide,
+) -> Result<(ClientOp, Flavor, Frame, Vec<Frame>), ProtocolError> {
+    let (op, flavor) = match (version, side) {
+        (Version::V01, ClientSide::Broker) => (ClientOp::Request, Flavor::Rfc),
+        (Version::V01, ClientSide::Client(_)) => (ClientOp::Final, Flavor::Rfc),
+        (Version::V02, side) => {
             let byte = cursor.command_byte()?;
-            let flavor = if at_broker { request_flavor(byte) } else { Flavor::Rfc };
-            let kind = client_kind_from_byte(byte, flavor).ok_or(ProtocolError::UnknownCommand { version, byte })?;
-            (kind, flavor)
+            let flavor = match side {
+                ClientSide::Broker => request_flavor(byte),
+                ClientSide::Client(flavor) => flavor,
+            };
+            let op = ClientOp::from_byte(byte, flavor).ok_or(ProtocolError::UnknownCommand { version, byte })?;
+            (op, flavor)
         }
     };
-    let service = cursor.service()?;
-    let body = cursor.body()?;
-    Ok((ClientCommand { kind, service, body }, flavor))
+    let service = match (side, flavor) {
+        (ClientSide::Client(_), Flavor::Majortomo) => Frame::empty(),
+        _ => cursor.service()?,
+    };
+    Ok((op, flavor, service, cursor.body()?))
 }
 
-/// Decodes a worker command after its header.
-fn worker_command(version: Version, mut cursor: Cursor) -> Result<WorkerCommand, ProtocolError> {
+/// Decodes a worker command after its header: its operation, then the
+/// client address and body (REQUEST, PARTIAL, FINAL) or service (READY).
+fn worker_command(version: Version, mut cursor: Cursor) -> Result<(WorkerOp, WorkerFrames), ProtocolError> {
     let byte = cursor.command_byte()?;
     let op = WorkerOp::from_byte(version, byte).ok_or(ProtocolError::UnknownCommand { version, byte })?;
-    let command = match op {
+    let frames = match op {
         WorkerOp::Ready => {
             let service = cursor.service()?;
             cursor.finish()?;
-            WorkerCommand::Ready { service }
+            WorkerFrames::Service(service)
         }
         WorkerOp::Request | WorkerOp::Partial | WorkerOp::Final => {
             let client = cursor.client_address()?;
-            let body = cursor.body()?;
-            match op {
-                WorkerOp::Request => WorkerCommand::Request { client, body },
-                WorkerOp::Partial => WorkerCommand::Partial { client, body },
-                _ => WorkerCommand::Final { client, body },
-            }
+            WorkerFrames::Addressed(client, cursor.body()?)
         }
-        WorkerOp::Heartbeat => {
+        WorkerOp::Heartbeat | WorkerOp::Disconnect => {
             cursor.finish()?;
-            WorkerCommand::Heartbeat
-        }
-        WorkerOp::Disconnect => {
-            cursor.finish()?;
-            WorkerCommand::Disconnect
+            WorkerFrames::None
         }
     };
-    Ok(command)
+    Ok((op, frames))
+}
+
+/// The frames a worker command carries after its command byte.
+enum WorkerFrames {
+    None,
+    Service(Frame),
+    Addressed(Frame, Vec<Frame>),
 }
 
 /// Decodes what a broker receives from a client or a worker (the frames
@@ -499,76 +589,81 @@ pub fn decode_at_broker(frames: Vec<Frame>) -> Result<(Dialect, Inbound), Protoc
     let (header, framing, cursor) = open(frames)?;
     match header {
         Header::Client(version) => {
-            let (cmd, flavor) = client_command(version, cursor, true)?;
-            if cmd.kind != ClientKind::Request {
-                return Err(ProtocolError::WrongDirection(client_kind_name(cmd.kind)));
+            let (op, flavor, service, body) = client_command(version, cursor, ClientSide::Broker)?;
+            if op != ClientOp::Request {
+                return Err(ProtocolError::WrongDirection(op.name()));
             }
-            Ok((
-                Dialect {
-                    version,
-                    framing,
-                    flavor,
-                },
-                Inbound::Client(cmd),
-            ))
+            let dialect = Dialect {
+                version,
+                framing,
+                flavor,
+            };
+            Ok((dialect, Inbound::Client(ClientRequest { service, body })))
         }
         Header::Worker(version) => {
-            let cmd = worker_command(version, cursor)?;
-            if matches!(cmd, WorkerCommand::Request { .. }) {
-                return Err(ProtocolError::WrongDirection("worker REQUEST"));
-            }
-            Ok((
-                Dialect {
-                    version,
-                    framing,
-                    flavor: Flavor::Rfc,
+            let dialect = Dialect {
+                version,
+                framing,
+                flavor: Flavor::Rfc,
+            };
+            let cmd = match worker_command(version, cursor)? {
+                (WorkerOp::Ready, WorkerFrames::Service(service)) => FromWorker::Ready { service },
+                (WorkerOp::Partial, WorkerFrames::Addressed(client, body)) => FromWorker::Partial {
+                    streaming: Streaming(dialect),
+                    client,
+                    body,
                 },
-                Inbound::Worker(cmd),
-            ))
+                (WorkerOp::Final, WorkerFrames::Addressed(client, body)) => FromWorker::Final { client, body },
+                (WorkerOp::Heartbeat, _) => FromWorker::Heartbeat,
+                (WorkerOp::Disconnect, _) => FromWorker::Disconnect,
+                _ => return Err(ProtocolError::WrongDirection("worker REQUEST")),
+            };
+            Ok((dialect, Inbound::Worker(cmd)))
         }
     }
 }
 
 /// Decodes what a client receives from its broker: PARTIAL or FINAL (an
-/// MDP/0.1 REPLY decodes as [`ClientKind::Final`]).
-pub fn decode_at_client(frames: Vec<Frame>) -> Result<(Dialect, ClientCommand), ProtocolError> {
+/// MDP/0.1 REPLY decodes as [`ReplyKind::Final`]). MDP/0.2 replies are read
+/// in the client protocol `flavor` the client speaks.
+pub fn decode_at_client(frames: Vec<Frame>, flavor: Flavor) -> Result<(Dialect, ClientReply), ProtocolError> {
     let (header, framing, cursor) = open(frames)?;
     let Header::Client(version) = header else {
         return Err(ProtocolError::WrongDirection("worker command to a client"));
     };
-    let (cmd, flavor) = client_command(version, cursor, false)?;
-    if cmd.kind == ClientKind::Request {
-        return Err(ProtocolError::WrongDirection("client REQUEST"));
-    }
-    Ok((
-        Dialect {
-            version,
-            framing,
-            flavor,
-        },
-        cmd,
-    ))
+    let (op, flavor, service, body) = client_command(version, cursor, ClientSide::Client(flavor))?;
+    let dialect = Dialect {
+        version,
+        framing,
+        flavor,
+    };
+    let kind = match op {
+        ClientOp::Request => return Err(ProtocolError::WrongDirection(op.name())),
+        ClientOp::Partial => ReplyKind::Partial(Streaming(dialect)),
+        ClientOp::Final => ReplyKind::Final,
+    };
+    Ok((dialect, ClientReply { kind, service, body }))
 }
 
 /// Decodes what a worker receives from its broker: REQUEST, HEARTBEAT or
 /// DISCONNECT.
-pub fn decode_at_worker(frames: Vec<Frame>) -> Result<(Dialect, WorkerCommand), ProtocolError> {
+pub fn decode_at_worker(frames: Vec<Frame>) -> Result<(Dialect, ToWorker), ProtocolError> {
     let (header, framing, cursor) = open(frames)?;
     let Header::Worker(version) = header else {
         return Err(ProtocolError::WrongDirection("client command to a worker"));
     };
-    let cmd = worker_command(version, cursor)?;
-    match cmd {
-        WorkerCommand::Request { .. } | WorkerCommand::Heartbeat | WorkerCommand::Disconnect => Ok((
-            Dialect {
-                version,
-                framing,
-                flavor: Flavor::Rfc,
-            },
-            cmd,
-        )),
-        other => Err(ProtocolError::WrongDirection(other.name())),
-    }
+    let cmd = match worker_command(version, cursor)? {
+        (WorkerOp::Request, WorkerFrames::Addressed(client, body)) => ToWorker::Request { client, body },
+        (WorkerOp::Heartbeat, _) => ToWorker::Heartbeat,
+        (WorkerOp::Disconnect, _) => ToWorker::Disconnect,
+        (op, _) => return Err(ProtocolError::WrongDirection(op.name())),
+    };
+    let dialect = Dialect {
+        version,
+        framing,
+        flavor: Flavor::Rfc,
+    };
+    Ok((dialect, cmd))
 }
 
 fn push_header(out: &mut Vec<Frame>, dialect: Dialect, header: &[u8]) {
@@ -578,51 +673,86 @@ fn push_header(out: &mut Vec<Frame>, dialect: Dialect, header: &[u8]) {
     out.push(Frame::from_slice(header));
 }
 
-/// Appends the frames of a client command to `out` (which may already hold
-/// a routing identity). Fails only for PARTIAL in MDP/0.1.
-pub fn encode_client(out: &mut Vec<Frame>, dialect: Dialect, cmd: ClientCommand) -> Result<(), ProtocolError> {
+/// Appends the frames of a client's REQUEST to `out`.
+pub fn encode_request(out: &mut Vec<Frame>, dialect: Dialect, request: ClientRequest) {
     match dialect.version {
-        Version::V01 => {
-            if cmd.kind == ClientKind::Partial {
-                return Err(ProtocolError::NotInVersion("PARTIAL", Version::V01));
-            }
-            push_header(out, dialect, MDPC01);
-        }
+        Version::V01 => push_header(out, dialect, MDPC01),
         Version::V02 => {
             push_header(out, dialect, MDPC02);
-            out.push(Frame::from_slice(&[client_kind_byte(cmd.kind, dialect.flavor)]));
+            out.push(Frame::from_slice(&[ClientOp::Request.byte(dialect.flavor)]));
+        }
+    }
+    out.push(request.service);
+    out.extend(request.body);
+}
+
+/// Appends the frames of a reply to a client to `out` (which may already
+/// hold a routing identity). A FINAL is framed in `dialect`; a PARTIAL in
+/// the MDP/0.2 dialect it carries (normally the same one).
+pub fn encode_reply(out: &mut Vec<Frame>, dialect: Dialect, reply: ClientReply) {
+    let (dialect, op) = match reply.kind {
+        ReplyKind::Partial(streaming) => (streaming.dialect(), ClientOp::Partial),
+        ReplyKind::Final => (dialect, ClientOp::Final),
+    };
+    match dialect.version {
+        Version::V01 => push_header(out, dialect, MDPC01),
+        Version::V02 => {
+            push_header(out, dialect, MDPC02);
+            out.push(Frame::from_slice(&[op.byte(dialect.flavor)]));
         }
     }
     if dialect.flavor == Flavor::Rfc {
-        out.push(cmd.service);
+        out.push(reply.service);
     }
-    out.extend(cmd.body);
-    Ok(())
+    out.extend(reply.body);
 }
 
-/// Appends the frames of a worker command to `out` (which may already hold
-/// a routing identity). Fails only for PARTIAL in MDP/0.1.
-pub fn encode_worker(out: &mut Vec<Frame>, dialect: Dialect, cmd: WorkerCommand) -> Result<(), ProtocolError> {
-    let op = WorkerOp::of(&cmd);
-    let byte = op
-        .to_byte(dialect.version)
-        .ok_or(ProtocolError::NotInVersion(op.name(), dialect.version))?;
+fn push_worker_header(out: &mut Vec<Frame>, dialect: Dialect, op: WorkerOp) {
     let header = match dialect.version {
         Version::V01 => MDPW01,
         Version::V02 => MDPW02,
     };
     push_header(out, dialect, header);
-    out.push(Frame::from_slice(&[byte]));
-    match cmd {
-        WorkerCommand::Ready { service } => out.push(service),
-        WorkerCommand::Request { client, body }
-        | WorkerCommand::Partial { client, body }
-        | WorkerCommand::Final { client, body } => {
-            out.push(client);
-            out.push(Frame::empty());
-            out.extend(body);
-        }
-        WorkerCommand::Heartbeat | WorkerCommand::Disconnect => {}
+    out.push(Frame::from_slice(&[op.byte(dialect.version)]));
+}
+
+fn push_addressed(out: &mut Vec<Frame>, client: Frame, body: Vec<Frame>) {
+    out.push(client);
+    out.push(Frame::empty());
+    out.extend(body);
+}
+
+/// Appends the frames of a command from the broker to a worker to `out`
+/// (which may already hold the worker's routing identity).
+pub fn encode_to_worker(out: &mut Vec<Frame>, dialect: Dialect, cmd: ToWorker) {
+    push_worker_header(out, dialect, cmd.op());
+    if let ToWorker::Request { client, body } = cmd {
+        push_addressed(out, client, body);
     }
-    Ok(())
+}
+
+/// Appends the frames of a worker's command to its broker to `out`. A
+/// PARTIAL is framed in the MDP/0.2 dialect it carries (normally the same
+/// as `dialect`).
+pub fn encode_from_worker(out: &mut Vec<Frame>, dialect: Dialect, cmd: FromWorker) {
+    let op = cmd.op();
+    match cmd {
+        FromWorker::Ready { service } => {
+            push_worker_header(out, dialect, op);
+            out.push(service);
+        }
+        FromWorker::Partial {
+            streaming,
+            client,
+            body,
+        } => {
+            push_worker_header(out, streaming.dialect(), op);
+            push_addressed(out, client, body);
+        }
+        FromWorker::Final { client, body } => {
+            push_worker_header(out, dialect, op);
+            push_addressed(out, client, body);
+        }
+        FromWorker::Heartbeat | FromWorker::Disconnect => push_worker_header(out, dialect, op),
+    }
 }

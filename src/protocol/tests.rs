@@ -11,12 +11,23 @@ fn bytes(frames: &[Frame]) -> Vec<Vec<u8>> {
     frames.iter().map(|f| f.to_vec()).collect()
 }
 
-fn client_request(service: &[u8], body: &[&[u8]]) -> ClientCommand {
-    ClientCommand {
-        kind: ClientKind::Request,
+fn client_request(service: &[u8], body: &[&[u8]]) -> ClientRequest {
+    ClientRequest {
         service: Frame::from_slice(service),
         body: frames(body),
     }
+}
+
+fn reply(kind: ReplyKind, body: &[&[u8]]) -> ClientReply {
+    ClientReply {
+        kind,
+        service: "echo".into(),
+        body: frames(body),
+    }
+}
+
+fn streaming(dialect: Dialect) -> Streaming {
+    dialect.streaming().unwrap()
 }
 
 #[test]
@@ -48,22 +59,22 @@ fn majortomo_client_flavor_is_recognised_by_its_request_byte() {
     assert_eq!(dialect, Dialect::MAJORTOMO);
     assert_eq!(inbound, Inbound::Client(client_request(b"echo", &[b"x"])));
     let mut out = Vec::new();
-    let fin = ClientCommand {
-        kind: ClientKind::Final,
-        service: "echo".into(),
-        body: frames(&[b"r"]),
-    };
-    encode_client(&mut out, Dialect::MAJORTOMO, fin).unwrap();
+    encode_reply(&mut out, Dialect::MAJORTOMO, reply(ReplyKind::Final, &[b"r"]));
     let no_service_frame = vec![vec![], b"MDPC02".to_vec(), vec![4], b"r".to_vec()];
     assert_eq!(bytes(&out), no_service_frame);
     let mut out = Vec::new();
-    let partial = ClientCommand {
-        kind: ClientKind::Partial,
-        service: "echo".into(),
-        body: frames(&[b"p"]),
-    };
-    encode_client(&mut out, Dialect::MAJORTOMO, partial).unwrap();
+    let partial = ReplyKind::Partial(streaming(Dialect::MAJORTOMO));
+    encode_reply(&mut out, Dialect::MAJORTOMO, reply(partial, &[b"p"]));
     assert_eq!(out[2][..], [3]);
+    // A majortomo client reads both back, with no service name.
+    let (_, got) = decode_at_client(out, Flavor::Majortomo).unwrap();
+    assert_eq!((got.kind, got.service.is_empty()), (partial, true));
+    let mut request = Vec::new();
+    encode_request(&mut request, Dialect::MAJORTOMO, client_request(b"echo", &[b"x"]));
+    assert_eq!(
+        bytes(&request),
+        vec![vec![], b"MDPC02".to_vec(), vec![2], b"echo".to_vec(), b"x".to_vec()]
+    );
 }
 
 #[test]
@@ -81,20 +92,20 @@ fn decodes_v01_client_without_leading_frame_as_bare() {
 
 #[test]
 fn decodes_every_worker_command_of_v01() {
-    let cases: Vec<(Vec<Frame>, WorkerCommand)> = vec![
+    let cases: Vec<(Vec<Frame>, FromWorker)> = vec![
         (
             frames(&[b"", b"MDPW01", &[1], b"svc"]),
-            WorkerCommand::Ready { service: "svc".into() },
+            FromWorker::Ready { service: "svc".into() },
         ),
         (
             frames(&[b"", b"MDPW01", &[3], b"cli", b"", b"r"]),
-            WorkerCommand::Final {
+            FromWorker::Final {
                 client: "cli".into(),
                 body: frames(&[b"r"]),
             },
         ),
-        (frames(&[b"", b"MDPW01", &[4]]), WorkerCommand::Heartbeat),
-        (frames(&[b"", b"MDPW01", &[5]]), WorkerCommand::Disconnect),
+        (frames(&[b"", b"MDPW01", &[4]]), FromWorker::Heartbeat),
+        (frames(&[b"", b"MDPW01", &[5]]), FromWorker::Disconnect),
     ];
     for (input, expected) in cases {
         let (dialect, inbound) = decode_at_broker(input).unwrap();
@@ -105,27 +116,28 @@ fn decodes_every_worker_command_of_v01() {
 
 #[test]
 fn decodes_every_worker_command_of_v02() {
-    let cases: Vec<(Vec<Frame>, WorkerCommand)> = vec![
+    let cases: Vec<(Vec<Frame>, FromWorker)> = vec![
         (
             frames(&[b"MDPW02", &[1], b"svc"]),
-            WorkerCommand::Ready { service: "svc".into() },
+            FromWorker::Ready { service: "svc".into() },
         ),
         (
             frames(&[b"MDPW02", &[3], b"cli", b"", b"p"]),
-            WorkerCommand::Partial {
+            FromWorker::Partial {
+                streaming: streaming(Dialect::V02),
                 client: "cli".into(),
                 body: frames(&[b"p"]),
             },
         ),
         (
             frames(&[b"MDPW02", &[4], b"cli", b"", b"f", b"g"]),
-            WorkerCommand::Final {
+            FromWorker::Final {
                 client: "cli".into(),
                 body: frames(&[b"f", b"g"]),
             },
         ),
-        (frames(&[b"MDPW02", &[5]]), WorkerCommand::Heartbeat),
-        (frames(&[b"MDPW02", &[6]]), WorkerCommand::Disconnect),
+        (frames(&[b"MDPW02", &[5]]), FromWorker::Heartbeat),
+        (frames(&[b"MDPW02", &[6]]), FromWorker::Disconnect),
     ];
     for (input, expected) in cases {
         let (dialect, inbound) = decode_at_broker(input).unwrap();
@@ -137,9 +149,9 @@ fn decodes_every_worker_command_of_v02() {
 #[test]
 fn byte_0x03_is_reply_in_v01_and_partial_in_v02() {
     let (_, v01) = decode_at_broker(frames(&[b"", b"MDPW01", &[3], b"c", b"", b"x"])).unwrap();
-    assert!(matches!(v01, Inbound::Worker(WorkerCommand::Final { .. })));
+    assert!(matches!(v01, Inbound::Worker(FromWorker::Final { .. })));
     let (_, v02) = decode_at_broker(frames(&[b"MDPW02", &[3], b"c", b"", b"x"])).unwrap();
-    assert!(matches!(v02, Inbound::Worker(WorkerCommand::Partial { .. })));
+    assert!(matches!(v02, Inbound::Worker(FromWorker::Partial { .. })));
 }
 
 #[test]
@@ -211,15 +223,16 @@ fn rejects_every_kind_of_malformation() {
 
 #[test]
 fn client_side_decoder_reads_replies_and_refuses_requests() {
-    let (d, cmd) = decode_at_client(frames(&[b"", b"MDPC01", b"echo", b"r"])).unwrap();
-    assert_eq!((d, cmd.kind), (Dialect::V01, ClientKind::Final));
-    let (_, cmd) = decode_at_client(frames(&[b"MDPC02", &[2], b"echo", b"p"])).unwrap();
-    assert_eq!(cmd.kind, ClientKind::Partial);
-    let (_, cmd) = decode_at_client(frames(&[b"MDPC02", &[3], b"echo", b"f"])).unwrap();
-    assert_eq!(cmd.kind, ClientKind::Final);
-    let err = decode_at_client(frames(&[b"MDPC02", &[1], b"echo", b"q"])).unwrap_err();
+    let rfc = Flavor::Rfc;
+    let (d, cmd) = decode_at_client(frames(&[b"", b"MDPC01", b"echo", b"r"]), rfc).unwrap();
+    assert_eq!((d, cmd.kind), (Dialect::V01, ReplyKind::Final));
+    let (_, cmd) = decode_at_client(frames(&[b"MDPC02", &[2], b"echo", b"p"]), rfc).unwrap();
+    assert_eq!(cmd.kind, ReplyKind::Partial(streaming(Dialect::V02)));
+    let (_, cmd) = decode_at_client(frames(&[b"MDPC02", &[3], b"echo", b"f"]), rfc).unwrap();
+    assert_eq!(cmd.kind, ReplyKind::Final);
+    let err = decode_at_client(frames(&[b"MDPC02", &[1], b"echo", b"q"]), rfc).unwrap_err();
     assert_eq!(err, ProtocolError::WrongDirection("client REQUEST"));
-    let err = decode_at_client(frames(&[b"MDPW02", &[5]])).unwrap_err();
+    let err = decode_at_client(frames(&[b"MDPW02", &[5]]), rfc).unwrap_err();
     assert!(matches!(err, ProtocolError::WrongDirection(_)));
 }
 
@@ -228,15 +241,15 @@ fn worker_side_decoder_reads_broker_commands_and_refuses_the_rest() {
     let (_, cmd) = decode_at_worker(frames(&[b"", b"MDPW01", &[2], b"cli", b"", b"q"])).unwrap();
     assert_eq!(
         cmd,
-        WorkerCommand::Request {
+        ToWorker::Request {
             client: "cli".into(),
             body: frames(&[b"q"])
         }
     );
     let (_, cmd) = decode_at_worker(frames(&[b"MDPW02", &[5]])).unwrap();
-    assert_eq!(cmd, WorkerCommand::Heartbeat);
+    assert_eq!(cmd, ToWorker::Heartbeat);
     let (_, cmd) = decode_at_worker(frames(&[b"MDPW02", &[6]])).unwrap();
-    assert_eq!(cmd, WorkerCommand::Disconnect);
+    assert_eq!(cmd, ToWorker::Disconnect);
     let err = decode_at_worker(frames(&[b"MDPW02", &[1], b"svc"])).unwrap_err();
     assert_eq!(err, ProtocolError::WrongDirection("READY"));
     let err = decode_at_worker(frames(&[b"", b"MDPC01", b"svc", b"x"])).unwrap_err();
@@ -246,19 +259,14 @@ fn worker_side_decoder_reads_broker_commands_and_refuses_the_rest() {
 #[test]
 fn encodes_client_commands_in_each_dialect() {
     let mut out = Vec::new();
-    encode_client(&mut out, Dialect::V01, client_request(b"echo", &[b"a"])).unwrap();
+    encode_request(&mut out, Dialect::V01, client_request(b"echo", &[b"a"]));
     assert_eq!(
         bytes(&out),
         vec![b"".to_vec(), b"MDPC01".to_vec(), b"echo".to_vec(), b"a".to_vec()]
     );
 
     let mut out = vec![Frame::from("id")];
-    let fin = ClientCommand {
-        kind: ClientKind::Final,
-        service: "echo".into(),
-        body: frames(&[b"r"]),
-    };
-    encode_client(&mut out, Dialect::V02, fin).unwrap();
+    encode_reply(&mut out, Dialect::V02, reply(ReplyKind::Final, &[b"r"]));
     assert_eq!(
         bytes(&out),
         vec![
@@ -270,23 +278,22 @@ fn encodes_client_commands_in_each_dialect() {
         ]
     );
 
-    let partial = ClientCommand {
-        kind: ClientKind::Partial,
-        service: "echo".into(),
-        body: frames(&[b"p"]),
-    };
-    let err = encode_client(&mut Vec::new(), Dialect::V01, partial).unwrap_err();
-    assert_eq!(err, ProtocolError::NotInVersion("PARTIAL", Version::V01));
+    // PARTIAL needs the proof that only an MDP/0.2 dialect gives.
+    assert_eq!(Dialect::V01.streaming(), None);
+    let mut out = Vec::new();
+    let partial = ReplyKind::Partial(streaming(Dialect::V02));
+    encode_reply(&mut out, Dialect::V02, reply(partial, &[b"p"]));
+    assert_eq!(bytes(&out)[..2], [b"MDPC02".to_vec(), vec![2]]);
 }
 
 #[test]
 fn encodes_worker_commands_in_each_dialect() {
     let mut out = Vec::new();
-    let req = WorkerCommand::Request {
+    let req = ToWorker::Request {
         client: "cli".into(),
         body: frames(&[b"q"]),
     };
-    encode_worker(&mut out, Dialect::V01, req).unwrap();
+    encode_to_worker(&mut out, Dialect::V01, req);
     assert_eq!(
         bytes(&out),
         vec![
@@ -299,7 +306,7 @@ fn encodes_worker_commands_in_each_dialect() {
         ]
     );
     let mut out = Vec::new();
-    encode_worker(&mut out, Dialect::V02, WorkerCommand::Disconnect).unwrap();
+    encode_to_worker(&mut out, Dialect::V02, ToWorker::Disconnect);
     assert_eq!(bytes(&out), vec![b"MDPW02".to_vec(), vec![6]]);
     let mut out = Vec::new();
     let delimited_v02 = Dialect {
@@ -307,17 +314,15 @@ fn encodes_worker_commands_in_each_dialect() {
         framing: Framing::Delimited,
         flavor: Flavor::Rfc,
     };
-    encode_worker(&mut out, delimited_v02, WorkerCommand::Heartbeat).unwrap();
+    encode_to_worker(&mut out, delimited_v02, ToWorker::Heartbeat);
     assert_eq!(bytes(&out), vec![vec![], b"MDPW02".to_vec(), vec![5]]);
-    let partial = WorkerCommand::Partial {
-        client: "c".into(),
-        body: frames(&[b"p"]),
-    };
-    assert!(encode_worker(&mut Vec::new(), Dialect::V01, partial).is_err());
+    let mut out = Vec::new();
+    encode_from_worker(&mut out, delimited_v02, FromWorker::Heartbeat);
+    assert_eq!(bytes(&out), vec![vec![], b"MDPW02".to_vec(), vec![5]]);
 }
 
 #[test]
-fn every_worker_command_round_trips_in_both_versions_and_framings() {
+fn every_command_round_trips_in_both_versions_and_framings() {
     for version in [Version::V01, Version::V02] {
         for framing in [Framing::Delimited, Framing::Bare] {
             let dialect = Dialect {
@@ -326,16 +331,17 @@ fn every_worker_command_round_trips_in_both_versions_and_framings() {
                 flavor: Flavor::Rfc,
             };
             let mut commands = vec![
-                WorkerCommand::Ready { service: "svc".into() },
-                WorkerCommand::Final {
+                FromWorker::Ready { service: "svc".into() },
+                FromWorker::Final {
                     client: "c".into(),
                     body: frames(&[b"1", b""]),
                 },
-                WorkerCommand::Heartbeat,
-                WorkerCommand::Disconnect,
+                FromWorker::Heartbeat,
+                FromWorker::Disconnect,
             ];
-            if version == Version::V02 {
-                commands.push(WorkerCommand::Partial {
+            if let Some(streaming) = dialect.streaming() {
+                commands.push(FromWorker::Partial {
+                    streaming,
                     client: "c".into(),
                     body: frames(&[b"p"]),
                 });
@@ -343,7 +349,7 @@ fn every_worker_command_round_trips_in_both_versions_and_framings() {
             for cmd in commands {
                 let expected = format!("{cmd:?}");
                 let mut out = Vec::new();
-                encode_worker(&mut out, dialect, cmd).unwrap();
+                encode_from_worker(&mut out, dialect, cmd);
                 let (got_dialect, inbound) = decode_at_broker(out).unwrap();
                 assert_eq!(got_dialect, dialect);
                 let Inbound::Worker(got) = inbound else {
@@ -351,6 +357,25 @@ fn every_worker_command_round_trips_in_both_versions_and_framings() {
                 };
                 assert_eq!(format!("{got:?}"), expected);
             }
+            for cmd in [
+                ToWorker::Request {
+                    client: "c".into(),
+                    body: frames(&[b"q"]),
+                },
+                ToWorker::Heartbeat,
+                ToWorker::Disconnect,
+            ] {
+                let expected = format!("{cmd:?}");
+                let mut out = Vec::new();
+                encode_to_worker(&mut out, dialect, cmd);
+                let (got_dialect, got) = decode_at_worker(out).unwrap();
+                assert_eq!((got_dialect, format!("{got:?}")), (dialect, expected));
+            }
+            let mut out = Vec::new();
+            encode_request(&mut out, dialect, client_request(b"svc", &[b"x"]));
+            let (got_dialect, inbound) = decode_at_broker(out).unwrap();
+            assert_eq!(got_dialect.version, version);
+            assert_eq!(inbound, Inbound::Client(client_request(b"svc", &[b"x"])));
         }
     }
 }
@@ -391,7 +416,8 @@ fn random_frames_never_panic() {
             .map(|_| pieces[(next() % pieces.len() as u64) as usize])
             .collect();
         let _ = decode_at_broker(frames(&parts));
-        let _ = decode_at_client(frames(&parts));
+        let _ = decode_at_client(frames(&parts), Flavor::Rfc);
+        let _ = decode_at_client(frames(&parts), Flavor::Majortomo);
         let _ = decode_at_worker(frames(&parts));
     }
 }

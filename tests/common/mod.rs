@@ -17,22 +17,21 @@ pub const INTERVAL: Duration = Duration::from_millis(50);
 
 /// The configuration integration tests run brokers with.
 pub fn test_config() -> Config {
-    Config {
-        heartbeat_interval: INTERVAL,
-        heartbeat_liveness: 3,
-        busy_timeout: Duration::from_secs(2),
-        request_timeout: Some(Duration::from_secs(5)),
-        max_deliveries: 3,
-    }
+    let mut config = Config::default();
+    config.heartbeat_interval = INTERVAL;
+    config.heartbeat_liveness = 3;
+    config.busy_timeout = Duration::from_secs(2);
+    config.request_timeout = Some(Duration::from_secs(5));
+    config.max_deliveries = 3;
+    config
 }
 
 /// For tests about something other than expiry: raw test workers that do
 /// not heartbeat stay registered for seconds.
 pub fn patient_config() -> Config {
-    Config {
-        heartbeat_liveness: 100,
-        ..test_config()
-    }
+    let mut config = test_config();
+    config.heartbeat_liveness = 100;
+    config
 }
 
 /// A broker running on its own thread; stopped and joined on drop.
@@ -204,4 +203,21 @@ pub fn wait_for_mmi(endpoint: &str, service: &str, code: &[u8]) {
 
 pub fn wait_for_service(endpoint: &str, service: &str) {
     wait_for_mmi(endpoint, service, b"200");
+}
+
+/// The first automatic id of every stock libzmq 4.3 ROUTER: a zero byte and
+/// the first value of glibc's unseeded `rand()`, 0x6b8b4567.
+pub const STOCK_FIRST_ID: u32 = 0x6b8b_4567;
+
+pub fn automatic_id(counter: u32) -> Vec<u8> {
+    let mut id = vec![0];
+    id.extend_from_slice(&counter.to_be_bytes());
+    id
+}
+
+/// Asks mmi.service through `peer` and checks the broker answers it.
+pub fn assert_served(peer: &Peer) {
+    peer.send(&[b"", b"MDPC01", b"mmi.service", b"echo"]);
+    let reply = peer.recv();
+    assert_eq!(reply[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
 }

@@ -11,7 +11,7 @@
 //! the broker to the LRU forwarder.
 //!
 //! ```sh
-//! cargo run --release --example mdbench -- --workers 16 --clients 2 --depth 50 --size 16
+//! cargo run --release -p mdbench -- --workers 16 --clients 2 --depth 50 --size 16
 //! ```
 
 mod chart;
@@ -207,16 +207,16 @@ fn main() -> ExitCode {
 
 /// Child process: bind an ephemeral loopback port, print it, serve.
 fn serve(system: System, version: Version, heartbeat_interval: Duration) -> ExitCode {
-    let config = Config {
-        heartbeat_interval,
-        ..Config::default()
-    };
-    let result = match system {
-        System::Broker => Server::bind(&[LOOPBACK], config).and_then(|server| {
-            announce(&server.endpoints()[0]);
-            server.stop_on_signals()?;
-            server.run()
-        }),
+    let mut config = Config::default();
+    config.heartbeat_interval = heartbeat_interval;
+    let result: Result<(), Box<dyn std::error::Error>> = match system {
+        System::Broker => Server::bind(&[LOOPBACK], config)
+            .and_then(|server| {
+                announce(&server.endpoints()[0]);
+                server.stop_on_signals()?;
+                server.run()
+            })
+            .map_err(Into::into),
         System::Lru | System::Rr => {
             let (_context, socket) = announced_router();
             let rule = if system == System::Lru {
@@ -224,7 +224,7 @@ fn serve(system: System, version: Version, heartbeat_interval: Duration) -> Exit
             } else {
                 forwarder::Rule::RoundRobin
             };
-            forwarder::serve(socket, rule, version).map_err(majordomo::broker::ServerError::Zmq)
+            forwarder::serve(socket, rule, version).map_err(Into::into)
         }
     };
     match result {

@@ -7,6 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 use majordomo::broker::{Config, Server};
 
+/// The library's defaults are the daemon's: each flag's default is read
+/// from [`Config::default`], so the two cannot drift apart.
+fn default_ms(pick: fn(&Config) -> Duration) -> u64 {
+    u64::try_from(pick(&Config::default()).as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A Majordomo Protocol broker (MDP/0.1 and MDP/0.2 on one socket, with MMI).
 #[derive(Parser, Debug)]
 #[command(name = "mdbroker", version)]
@@ -20,39 +26,39 @@ struct Args {
     binds: Vec<String>,
 
     /// Interval between heartbeats to and from each worker, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = default_ms(|c| c.heartbeat_interval), value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_interval: u64,
 
     /// Missed heartbeat intervals after which a worker is dead.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = Config::default().heartbeat_liveness, value_parser = clap::value_parser!(u32).range(1..))]
     heartbeat_liveness: u32,
 
     /// How long a busy worker that does not heartbeat while busy (classic
     /// single-threaded workers) may take on one request before it is taken
     /// for dead and its request is given to another worker, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = default_ms(|c| c.busy_timeout), value_parser = clap::value_parser!(u64).range(1..))]
     busy_timeout: u64,
 
     /// How long a request may wait in its service's queue for a worker
     /// before it is dropped, in milliseconds; 0 keeps requests forever.
-    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    #[arg(long, value_name = "MS", default_value_t = default_ms(|c| c.request_timeout.unwrap_or(Duration::ZERO)))]
     request_timeout: u64,
 
     /// How many workers one request may be handed to (after each dies while
     /// holding it) before the broker drops it.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_deliveries, value_parser = clap::value_parser!(u32).range(1..))]
     max_deliveries: u32,
 }
 
 impl Args {
     fn config(&self) -> Config {
-        Config {
-            heartbeat_interval: Duration::from_millis(self.heartbeat_interval),
-            heartbeat_liveness: self.heartbeat_liveness,
-            busy_timeout: Duration::from_millis(self.busy_timeout),
-            request_timeout: (self.request_timeout > 0).then(|| Duration::from_millis(self.request_timeout)),
-            max_deliveries: self.max_deliveries,
-        }
+        let mut config = Config::default();
+        config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval);
+        config.heartbeat_liveness = self.heartbeat_liveness;
+        config.busy_timeout = Duration::from_millis(self.busy_timeout);
+        config.request_timeout = (self.request_timeout > 0).then(|| Duration::from_millis(self.request_timeout));
+        config.max_deliveries = self.max_deliveries;
+        config
     }
 }
 

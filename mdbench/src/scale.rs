@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use majordomo::Version;
 use majordomo::frame::{self, Frame};
-use majordomo::protocol::{self, ClientCommand, ClientKind, Dialect, WorkerCommand};
+use majordomo::protocol::{self, ClientRequest, Dialect, FromWorker, ToWorker};
 
 use super::{Args, Reaped, System, cpu_ns, load_run, median, show, spawn, spawn_serving};
 
@@ -61,10 +61,10 @@ pub fn serve_idle(endpoint: &str, count: usize, first: usize, services: usize, i
         socket.connect(endpoint).expect("connect");
         let service = format!("idle-{}", (first + i) % services.max(1));
         let mut frames = Vec::new();
-        let _ = protocol::encode_worker(
+        protocol::encode_from_worker(
             &mut frames,
             dialect,
-            WorkerCommand::Ready {
+            FromWorker::Ready {
                 service: service.into(),
             },
         );
@@ -88,7 +88,7 @@ pub fn serve_idle(endpoint: &str, count: usize, first: usize, services: usize, i
         while next_heartbeat.get(due).is_some_and(|at| *at <= now) {
             let socket = &mut sockets[due];
             while let Ok(frames) = frame::recv_multipart(socket, true) {
-                if let Ok((_, WorkerCommand::Disconnect)) = protocol::decode_at_worker(frames) {
+                if let Ok((_, ToWorker::Disconnect)) = protocol::decode_at_worker(frames) {
                     eprintln!(
                         "idle worker {} was disconnected: its heartbeats were too late",
                         first + due
@@ -101,7 +101,7 @@ pub fn serve_idle(endpoint: &str, count: usize, first: usize, services: usize, i
                 }
             }
             heartbeat.clear();
-            let _ = protocol::encode_worker(&mut heartbeat, dialect, WorkerCommand::Heartbeat);
+            protocol::encode_from_worker(&mut heartbeat, dialect, FromWorker::Heartbeat);
             let _ = frame::send_multipart(socket, std::mem::take(&mut heartbeat));
             next_heartbeat[due] += interval;
             due = (due + 1) % count;
@@ -217,12 +217,11 @@ pub fn queue_requests(endpoint: &str, count: usize, size: usize) -> Result<(), S
     socket.connect(endpoint).map_err(|e| e.to_string())?;
     let request = |service: &str, body: Frame| {
         let mut frames = Vec::new();
-        let cmd = ClientCommand {
-            kind: ClientKind::Request,
+        let cmd = ClientRequest {
             service: service.into(),
             body: vec![body],
         };
-        let _ = protocol::encode_client(&mut frames, Dialect::V01, cmd);
+        protocol::encode_request(&mut frames, Dialect::V01, cmd);
         frames
     };
     for _ in 0..count {

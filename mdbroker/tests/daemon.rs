@@ -5,7 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mdbroker");
 
@@ -115,7 +118,6 @@ fn bad_flags_are_refused() {
 
 #[test]
 fn a_peer_claiming_the_first_automatic_id_cannot_crash_the_daemon() {
-    use crate::routing_ids::{STOCK_FIRST_ID, assert_served, automatic_id};
     // The field input: in a fresh broker process, stock libzmq's first
     // automatic id is 00 6b8b4567; a peer claims it, then an anonymous peer
     // connects (stock libzmq aborts on an assertion here).

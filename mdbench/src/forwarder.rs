@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use majordomo::frame::{self, Frame};
-use majordomo::protocol::{Dialect, MDPC01, MDPC02, MDPW01, MDPW02, Version};
+use majordomo::protocol::{self, Dialect, MDPC01, MDPC02, MDPW01, MDPW02, Version};
 
 /// How a forwarder picks the worker for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,19 +101,19 @@ fn send_request(
     body: Vec<Frame>,
 ) -> Result<(), zmq::Error> {
     let mut frames = vec![worker];
-    let cmd = majordomo::protocol::WorkerCommand::Request { client, body };
-    let _ = majordomo::protocol::encode_worker(&mut frames, dialect, cmd);
+    let cmd = protocol::ToWorker::Request { client, body };
+    protocol::encode_to_worker(&mut frames, dialect, cmd);
     frame::send_multipart(socket, frames)
 }
 
 fn send_reply(socket: &mut zmq::Socket, dialect: Dialect, client: Frame, body: Vec<Frame>) -> Result<(), zmq::Error> {
     let mut frames = vec![client];
-    let cmd = majordomo::protocol::ClientCommand {
-        kind: majordomo::protocol::ClientKind::Final,
+    let reply = protocol::ClientReply {
+        kind: protocol::ReplyKind::Final,
         service: Frame::from(super::SERVICE),
         body,
     };
-    let _ = majordomo::protocol::encode_client(&mut frames, dialect, cmd);
+    protocol::encode_reply(&mut frames, dialect, reply);
     frame::send_multipart(socket, frames)
 }
 
@@ -127,7 +127,7 @@ pub fn serve_heartbeat_echo(mut socket: zmq::Socket, version: Version) -> Result
         let mut frames = frame::recv_multipart(&mut socket, false)?.into_iter();
         let Some(identity) = frames.next() else { continue };
         let mut out = vec![identity];
-        let _ = majordomo::protocol::encode_worker(&mut out, dialect, majordomo::protocol::WorkerCommand::Heartbeat);
+        protocol::encode_to_worker(&mut out, dialect, protocol::ToWorker::Heartbeat);
         frame::send_multipart(&mut socket, out)?;
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use majordomo::frame::{self, Frame};
-use majordomo::protocol::{self, ClientCommand, ClientKind, Dialect, Version, WorkerCommand};
+use majordomo::protocol::{self, ClientRequest, Dialect, FromWorker, ReplyKind, ToWorker, Version};
 
 /// Phases of a run, shared by the orchestrator and the client thread.
 pub const WARMUP: u8 = 0;
@@ -41,10 +41,10 @@ pub fn workers(endpoint: String, count: usize, version: Version, phase: Arc<Atom
     let mut sockets: Vec<zmq::Socket> = (0..count).map(|_| dealer(&context, &endpoint)).collect();
     for socket in &mut sockets {
         let mut frames = Vec::new();
-        let _ = protocol::encode_worker(
+        protocol::encode_from_worker(
             &mut frames,
             dialect,
-            WorkerCommand::Ready {
+            FromWorker::Ready {
                 service: super::SERVICE.into(),
             },
         );
@@ -56,12 +56,12 @@ pub fn workers(endpoint: String, count: usize, version: Version, phase: Arc<Atom
             let socket = &mut sockets[n];
             while let Ok(frames) = frame::recv_multipart(socket, true) {
                 let reply = match protocol::decode_at_worker(frames) {
-                    Ok((_, WorkerCommand::Request { client, body })) => WorkerCommand::Final { client, body },
-                    Ok((_, WorkerCommand::Heartbeat)) => WorkerCommand::Heartbeat,
+                    Ok((_, ToWorker::Request { client, body })) => FromWorker::Final { client, body },
+                    Ok((_, ToWorker::Heartbeat)) => FromWorker::Heartbeat,
                     _ => continue,
                 };
                 let mut frames = Vec::new();
-                let _ = protocol::encode_worker(&mut frames, dialect, reply);
+                protocol::encode_from_worker(&mut frames, dialect, reply);
                 frame::send_multipart(socket, frames).expect("reply");
             }
         }
@@ -136,13 +136,12 @@ pub fn clients(
                     let seq = conn.next_seq;
                     conn.next_seq += 1;
                     let body = request_body(seq, started.elapsed().as_nanos() as u64, size);
-                    let cmd = ClientCommand {
-                        kind: ClientKind::Request,
+                    let cmd = ClientRequest {
                         service: super::SERVICE.into(),
                         body: vec![body],
                     };
                     let mut frames = Vec::new();
-                    let _ = protocol::encode_client(&mut frames, dialect, cmd);
+                    protocol::encode_request(&mut frames, dialect, cmd);
                     frame::send_multipart(&mut conn.socket, frames).expect("request");
                     conn.in_flight.insert(seq);
                 }
@@ -195,8 +194,8 @@ fn fill(seq: u64) -> u8 {
 
 /// Checks a reply against the requests in flight; returns its send time.
 fn check_reply(frames: Vec<Frame>, size: usize, in_flight: &mut HashSet<u64>) -> Option<u64> {
-    let (_, reply) = protocol::decode_at_client(frames).ok()?;
-    if reply.kind != ClientKind::Final || reply.body.len() != 1 {
+    let (_, reply) = protocol::decode_at_client(frames, protocol::Flavor::Rfc).ok()?;
+    if reply.kind != ReplyKind::Final || reply.body.len() != 1 {
         return None;
     }
     let body = &reply.body[0];

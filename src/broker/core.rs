@@ -1,0 +1,589 @@
+//! The broker's protocol state: services, workers, queues and timers,
+//! with no socket (see the module docs of [`crate::broker`]).
+//!
+//! Rules this module keeps, each in one place:
+//!
+//! * a request goes to the least recently used idle worker of its service
+//!   (`Broker::dispatch`);
+//! * a worker holding a request that dies, disconnects or is disconnected
+//!   gives the request back to the head of its queue, up to
+//!   [`Config::max_deliveries`] deliveries (`Broker::delete_worker`);
+//! * a worker silent for liveness x interval is deleted, whatever its place
+//!   in any queue; a busy worker that never heartbeated while busy gets
+//!   [`Config::busy_timeout`] instead (`Worker::deadline`);
+//! * a valid but unexpected worker command gets DISCONNECT and the worker is
+//!   forgotten (`Broker::violation`); an invalid message is dropped.
+//!
+//! Replies go back in the dialect the client used. An MDP/0.2 client served
+//! by an MDP/0.1 worker gets the REPLY as FINAL. An MDP/0.1 client served by
+//! an MDP/0.2 worker gets only the FINAL, as its one REPLY: MDP/0.1 cannot
+//! express PARTIAL, and buffering partials would let one worker make the
+//! broker hold unbounded memory, so partials for MDP/0.1 clients are dropped.
+use std::collections::HashMap;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+
+use crate::frame::Frame;
+use crate::hex::Hex;
+use crate::protocol::{self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ReplyKind, ToWorker};
+
+use super::config::Config;
+use super::mmi;
+use super::service::{Request, Service};
+use super::timers::{Grid, Timers};
+use super::worker::{Job, Worker};
+
+/// Names one registered worker for as long as it lives; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkerKey(u64);
+
+/// Names one service for as long as it exists; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceKey(u64);
+
+/// Who an outbound message is for, which says what a failed send means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// A client: if it is gone, its reply is dropped and nothing changes.
+    Client,
+    /// A registered worker: if it cannot be reached, it is dead.
+    Worker(WorkerKey),
+    /// A registered worker, and the message hands it a request: if it
+    /// cannot be reached, the request was never delivered.
+    WorkerRequest(WorkerKey),
+    /// A worker the broker has already forgotten (DISCONNECT).
+    Departing,
+}
+
+/// A message for the I/O loop to send: the first frame is the identity.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Who it is for.
+    pub recipient: Recipient,
+    /// Routing identity, then the command's frames.
+    pub frames: Vec<Frame>,
+}
+
+/// The broker's protocol state: services, workers, queues and timers.
+#[derive(Debug)]
+pub struct Broker {
+    config: Config,
+    services: HashMap<ServiceKey, Service>,
+    service_keys: HashMap<Box<[u8]>, ServiceKey>,
+    workers: HashMap<WorkerKey, Worker>,
+    worker_keys: HashMap<Box<[u8]>, WorkerKey>,
+    /// Source of worker keys, service keys and idle tickets.
+    next_key: u64,
+    /// The ticks every timer entry falls on.
+    grid: Grid,
+    /// When each worker next needs a heartbeat or an expiry check.
+    worker_timers: Timers,
+    /// When each service's oldest waiting request expires.
+    request_timers: Timers,
+    outbox: Vec<Outbound>,
+}
+
+impl Broker {
+    /// A broker with no services and no workers, whose timer grid starts
+    /// at `now`.
+    pub fn new(config: Config, now: Instant) -> Broker {
+        Broker {
+            grid: Grid::new(now, config.timer_resolution()),
+            config,
+            services: HashMap::new(),
+            service_keys: HashMap::new(),
+            workers: HashMap::new(),
+            worker_keys: HashMap::new(),
+            next_key: 0,
+            worker_timers: Timers::default(),
+            request_timers: Timers::default(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of registered workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Number of services that currently exist (with workers or requests).
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Number of requests waiting in `service`'s queue.
+    pub fn queued(&self, service: &[u8]) -> usize {
+        self.service_keys
+            .get(service)
+            .and_then(|key| self.services.get(key))
+            .map_or(0, |s| s.requests.len())
+    }
+
+    /// Moves the queued outbound messages into `into` (which should be
+    /// empty; its allocation is reused by the broker next time).
+    pub fn take_outbox(&mut self, into: &mut Vec<Outbound>) {
+        std::mem::swap(&mut self.outbox, into);
+    }
+
+    /// When [`Broker::tick`] next has work to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.worker_timers.next(), self.request_timers.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn new_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    /// Handles one message a peer sent: `frames` are those after the
+    /// ROUTER identity. Invalid messages are logged at debug level and
+    /// dropped.
+    pub fn handle(&mut self, identity: Frame, frames: Vec<Frame>, now: Instant) {
+        match protocol::decode_at_broker(frames) {
+            Err(error) => debug!("dropped invalid message from {}: {error}", Hex(&identity)),
+            Ok((dialect, Inbound::Client(cmd))) => self.client_request(identity, dialect, cmd, now),
+            Ok((dialect, Inbound::Worker(cmd))) => self.worker_command(identity, dialect, cmd, now),
+        }
+    }
+
+    fn client_request(&mut self, client: Frame, dialect: Dialect, cmd: ClientRequest, now: Instant) {
+        debug!(
+            "<- client {} {dialect} REQUEST for '{}' ({} body frames)",
+            Hex(&client),
+            String::from_utf8_lossy(&cmd.service),
+            cmd.body.len()
+        );
+        if protocol::is_mmi(&cmd.service) {
+            let status = mmi::answer(&cmd.service, &cmd.body, |name| self.has_workers(name));
+            let body = vec![Frame::from_slice(status.code())];
+            self.reply_to_client(client, dialect, ReplyKind::Final, cmd.service, body);
+            return;
+        }
+        let key = self.require_service(&cmd.service);
+        let request = Request {
+            client,
+            dialect,
+            service: cmd.service,
+            body: cmd.body,
+            queued_at: now,
+            deliveries: 0,
+        };
+        self.enqueue(key, request, false);
+        self.dispatch(key, now);
+    }
+
+    fn has_workers(&self, name: &[u8]) -> bool {
+        self.service_keys
+            .get(name)
+            .and_then(|key| self.services.get(key))
+            .is_some_and(|s| s.workers > 0)
+    }
+
+    /// The service named `name`, created on first mention.
+    fn require_service(&mut self, name: &[u8]) -> ServiceKey {
+        if let Some(key) = self.service_keys.get(name) {
+            return *key;
+        }
+        let key = ServiceKey(self.new_key());
+        self.service_keys.insert(name.into(), key);
+        self.services.insert(key, Service::new(name.into()));
+        debug!("service '{}' created", String::from_utf8_lossy(name));
+        key
+    }
+
+    /// Drops a service that has neither workers nor requests, so that
+    /// clients asking for random names cannot grow the broker without end.
+    fn drop_service_if_unused(&mut self, key: ServiceKey) {
+        if self.services.get(&key).is_some_and(Service::is_unused)
+            && let Some(service) = self.services.remove(&key)
+        {
+            self.service_keys.remove(&service.name);
+            debug!("service '{}' dropped", String::from_utf8_lossy(&service.name));
+        }
+    }
+
+    /// Queues a request at the back (new) or the front (redelivered) of its
+    /// service's queue, and arms the service's expiry timer.
+    fn enqueue(&mut self, key: ServiceKey, request: Request, front: bool) {
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        let queued_at = request.queued_at;
+        if front {
+            service.requests.push_front(request);
+        } else {
+            service.requests.push_back(request);
+        }
+        if let (Some(timeout), None) = (self.config.request_timeout, service.expiry_timer) {
+            let at = self.grid.ceil(queued_at + timeout);
+            service.expiry_timer = Some(at);
+            self.request_timers.schedule(at, key.0);
+        }
+    }
+
+    /// Hands waiting requests to idle workers, least recently used first.
+    fn dispatch(&mut self, key: ServiceKey, now: Instant) {
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        let workers = &mut self.workers;
+        while !service.requests.is_empty() {
+            let Some(worker_key) = service.pop_idle(|key, ticket| holds_ticket(workers, key, ticket)) else {
+                return;
+            };
+            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.requests.pop_front()) else {
+                return;
+            };
+            request.deliveries += 1;
+            let mut frames = Vec::with_capacity(6 + request.body.len());
+            frames.push(Frame::from_slice(&worker.identity));
+            let cmd = ToWorker::Request {
+                client: request.client.share(),
+                body: request.body.iter().map(Frame::share).collect(),
+            };
+            protocol::encode_to_worker(&mut frames, worker.dialect, cmd);
+            debug!(
+                "-> worker {} {} REQUEST from client {} (delivery {})",
+                Hex(&worker.identity),
+                worker.dialect,
+                Hex(&request.client),
+                request.deliveries
+            );
+            worker.idle_ticket = None;
+            worker.sent_command(now, &self.config);
+            worker.job = Some(Job { request, since: now });
+            self.outbox.push(Outbound {
+                recipient: Recipient::WorkerRequest(worker_key),
+                frames,
+            });
+        }
+    }
+
+    fn reply_to_client(&mut self, client: Frame, dialect: Dialect, kind: ReplyKind, service: Frame, body: Vec<Frame>) {
+        debug!(
+            "-> client {} {dialect} {} ({} body frames)",
+            Hex(&client),
+            kind.name(),
+            body.len()
+        );
+        let mut frames = Vec::with_capacity(4 + body.len());
+        frames.push(client);
+        protocol::encode_reply(&mut frames, dialect, ClientReply { kind, service, body });
+        self.outbox.push(Outbound {
+            recipient: Recipient::Client,
+            frames,
+        });
+    }
+
+    /// Queues a command to a worker identity, registered or not.
+    fn send_to_worker(&mut self, identity: &[u8], dialect: Dialect, cmd: ToWorker, recipient: Recipient) {
+        queue_for_worker(&mut self.outbox, identity, dialect, cmd, recipient);
+    }
+
+    fn worker_command(&mut self, identity: Frame, dialect: Dialect, cmd: FromWorker, now: Instant) {
+        debug!("<- worker {} {dialect} {}", Hex(&identity), cmd.name());
+        match (self.worker_keys.get(&identity[..]).copied(), cmd) {
+            (Some(key), cmd) => self.known_worker(key, dialect, cmd, now),
+            (None, FromWorker::Ready { service }) => self.worker_ready(&identity, dialect, &service, now),
+            (None, FromWorker::Disconnect) => {}
+            (None, cmd) => {
+                warn!(
+                    "{} from unknown worker {}: sending DISCONNECT",
+                    cmd.name(),
+                    Hex(&identity)
+                );
+                self.send_to_worker(&identity, dialect, ToWorker::Disconnect, Recipient::Departing);
+            }
+        }
+    }
+
+    fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service: &[u8], now: Instant) {
+        let name = String::from_utf8_lossy(service);
+        if protocol::is_mmi(service) {
+            warn!(
+                "worker {} tried to register reserved service '{name}': sending DISCONNECT",
+                Hex(identity)
+            );
+            self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
+            return;
+        }
+        info!("worker {} ready for '{name}' ({dialect})", Hex(identity));
+        let service_key = self.require_service(service);
+        let key = WorkerKey(self.new_key());
+        let ticket = self.new_key();
+        let worker = Worker::new(
+            identity.into(),
+            service_key,
+            dialect,
+            ticket,
+            now,
+            &self.config,
+            &self.grid,
+        );
+        self.worker_timers.schedule(worker.timer_at, key.0);
+        self.worker_keys.insert(identity.into(), key);
+        self.workers.insert(key, worker);
+        if let Some(service) = self.services.get_mut(&service_key) {
+            service.workers += 1;
+            service.push_idle(key, ticket);
+        }
+        self.dispatch(service_key, now);
+    }
+
+    fn known_worker(&mut self, key: WorkerKey, dialect: Dialect, cmd: FromWorker, now: Instant) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if worker.dialect.version != dialect.version {
+            return self.violation(key, "switched protocol version", now);
+        }
+        worker.heard_from(now, &self.config);
+        match cmd {
+            FromWorker::Heartbeat => {
+                if worker.job.is_some() {
+                    worker.heartbeats_while_busy = true;
+                }
+            }
+            FromWorker::Disconnect => self.delete_worker(key, "disconnected", now),
+            FromWorker::Partial { client, body, .. } => self.worker_partial(key, &client, body, now),
+            FromWorker::Final { client, body } => self.worker_final(key, &client, body, now),
+            FromWorker::Ready { .. } => self.violation(key, "sent READY twice", now),
+        }
+    }
+
+    /// The job of worker `key`, if it holds one for `client`.
+    fn job_for(&mut self, key: WorkerKey, client: &[u8]) -> Option<&mut Job> {
+        self.workers
+            .get_mut(&key)
+            .and_then(|w| w.job.as_mut())
+            .filter(|job| job.request.client[..] == *client)
+    }
+
+    fn worker_partial(&mut self, key: WorkerKey, client: &[u8], body: Vec<Frame>, now: Instant) {
+        let Some(job) = self.job_for(key, client) else {
+            return self.violation(key, "sent PARTIAL for no request it holds", now);
+        };
+        let request = &job.request;
+        let Some(streaming) = request.dialect.streaming() else {
+            debug!(
+                "PARTIAL for MDP/0.1 client {} dropped: only the FINAL reaches it",
+                Hex(client)
+            );
+            return;
+        };
+        let (client, dialect, service) = (request.client.share(), request.dialect, request.service.share());
+        self.reply_to_client(client, dialect, ReplyKind::Partial(streaming), service, body);
+    }
+
+    fn worker_final(&mut self, key: WorkerKey, client: &[u8], body: Vec<Frame>, now: Instant) {
+        if self.job_for(key, client).is_none() {
+            return self.violation(key, "sent a reply for no request it holds", now);
+        }
+        let ticket = self.new_key();
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        let Some(job) = worker.job.take() else { return };
+        worker.idle_ticket = Some(ticket);
+        let service_key = worker.service;
+        if let Some(service) = self.services.get_mut(&service_key) {
+            service.push_idle(key, ticket);
+        }
+        let request = job.request;
+        self.reply_to_client(request.client, request.dialect, ReplyKind::Final, request.service, body);
+        self.dispatch(service_key, now);
+    }
+
+    /// A valid but unexpected command: 7/MDP says DISCONNECT, then nothing.
+    fn violation(&mut self, key: WorkerKey, what: &str, now: Instant) {
+        let Some(worker) = self.workers.get(&key) else { return };
+        warn!("worker {} {what}: sending DISCONNECT", Hex(&worker.identity));
+        let disconnect = ToWorker::Disconnect;
+        queue_for_worker(
+            &mut self.outbox,
+            &worker.identity,
+            worker.dialect,
+            disconnect,
+            Recipient::Departing,
+        );
+        self.delete_worker(key, what, now);
+    }
+
+    /// Forgets a worker wherever it stands; a request it held goes back to
+    /// the head of its service's queue.
+    fn delete_worker(&mut self, key: WorkerKey, why: &str, now: Instant) {
+        let Some(worker) = self.workers.remove(&key) else {
+            return;
+        };
+        info!("worker {} deleted: {why}", Hex(&worker.identity));
+        self.worker_keys.remove(&worker.identity);
+        let workers = &self.workers;
+        if let Some(service) = self.services.get_mut(&worker.service) {
+            service.workers = service.workers.saturating_sub(1);
+            if worker.idle_ticket.is_some() {
+                service.forget_idle(|key, ticket| holds_ticket(workers, key, ticket));
+            }
+        }
+        if let Some(job) = worker.job {
+            self.redeliver(worker.service, job.request, now);
+        }
+        self.drop_service_if_unused(worker.service);
+    }
+
+    /// Puts a request back at the head of its queue, unless it has been
+    /// delivered as often as allowed.
+    fn redeliver(&mut self, key: ServiceKey, mut request: Request, now: Instant) {
+        if request.deliveries >= self.config.max_deliveries {
+            warn!(
+                "request from client {} dropped after {} deliveries to dying workers",
+                Hex(&request.client),
+                request.deliveries
+            );
+            return;
+        }
+        debug!(
+            "request from client {} goes back to the head of its queue",
+            Hex(&request.client)
+        );
+        request.queued_at = now;
+        self.enqueue(key, request, true);
+        self.dispatch(key, now);
+    }
+
+    /// The I/O loop could not deliver a message to `recipient` (its
+    /// connection is gone, or its queue is full). What that means is decided
+    /// here: a registered worker is dead, and if the message handed it a
+    /// request, that delivery does not count; a client's reply, or a
+    /// DISCONNECT to a forgotten worker, is simply lost.
+    pub fn send_failed(&mut self, recipient: Recipient, now: Instant) {
+        match recipient {
+            Recipient::Worker(key) => self.worker_unreachable(key, false, now),
+            Recipient::WorkerRequest(key) => self.worker_unreachable(key, true, now),
+            Recipient::Client | Recipient::Departing => debug!("message to a departed peer dropped"),
+        }
+    }
+
+    /// A registered worker cannot be reached: it is forgotten, and if the
+    /// failed message was its request, that delivery does not count.
+    fn worker_unreachable(&mut self, key: WorkerKey, request_lost: bool, now: Instant) {
+        if request_lost && let Some(job) = self.workers.get_mut(&key).and_then(|w| w.job.as_mut()) {
+            job.request.deliveries = job.request.deliveries.saturating_sub(1);
+        }
+        self.delete_worker(key, "unreachable", now);
+    }
+
+    /// Does what is due at `now`: heartbeats, worker expiry, request expiry.
+    pub fn tick(&mut self, now: Instant) {
+        while let Some((at, raw)) = self.worker_timers.pop_due(now) {
+            self.worker_timer(WorkerKey(raw), at, now);
+        }
+        while let Some((at, raw)) = self.request_timers.pop_due(now) {
+            self.request_timer(ServiceKey(raw), at, now);
+        }
+    }
+
+    fn worker_timer(&mut self, key: WorkerKey, at: Instant, now: Instant) {
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return;
+        };
+        if worker.timer_at != at {
+            return;
+        }
+        if now >= worker.deadline(&self.config) {
+            let why = if worker.job.is_some() && !worker.heartbeats_while_busy {
+                "busy for longer than the busy timeout"
+            } else {
+                "expired (no heartbeat)"
+            };
+            return self.delete_worker(key, why, now);
+        }
+        if worker.heartbeat_due(now, &self.grid) {
+            worker.sent_command(now, &self.config);
+            let heartbeat = ToWorker::Heartbeat;
+            queue_for_worker(
+                &mut self.outbox,
+                &worker.identity,
+                worker.dialect,
+                heartbeat,
+                Recipient::Worker(key),
+            );
+        }
+        worker.timer_at = worker.next_timer(&self.config, &self.grid);
+        self.worker_timers.schedule(worker.timer_at, key.0);
+    }
+
+    fn request_timer(&mut self, key: ServiceKey, at: Instant, now: Instant) {
+        let Some(timeout) = self.config.request_timeout else {
+            return;
+        };
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        if service.expiry_timer != Some(at) {
+            return;
+        }
+        service.expiry_timer = None;
+        while service.requests.front().is_some_and(|r| r.queued_at + timeout <= now) {
+            if let Some(request) = service.requests.pop_front() {
+                debug!(
+                    "request from client {} for '{}' expired after waiting {timeout:?}",
+                    Hex(&request.client),
+                    String::from_utf8_lossy(&service.name)
+                );
+            }
+        }
+        if let Some(front) = service.requests.front() {
+            let next = self.grid.ceil(front.queued_at + timeout);
+            service.expiry_timer = Some(next);
+            self.request_timers.schedule(next, key.0);
+        }
+        self.drop_service_if_unused(key);
+    }
+
+    /// Sends DISCONNECT to every worker and forgets all state: the broker is
+    /// stopping.
+    pub fn shutdown(&mut self) {
+        let workers: Vec<Worker> = self.workers.drain().map(|(_, w)| w).collect();
+        info!("shutting down: sending DISCONNECT to {} worker(s)", workers.len());
+        for worker in workers {
+            self.send_to_worker(
+                &worker.identity,
+                worker.dialect,
+                ToWorker::Disconnect,
+                Recipient::Departing,
+            );
+        }
+        self.worker_keys.clear();
+        self.services.clear();
+        self.service_keys.clear();
+    }
+}
+
+/// Encodes a command for a worker identity and queues it. A function of the
+/// outbox alone, so callers can borrow a worker's identity while calling it.
+fn queue_for_worker(outbox: &mut Vec<Outbound>, identity: &[u8], dialect: Dialect, cmd: ToWorker, to: Recipient) {
+    debug!("-> worker {} {dialect} {}", Hex(identity), cmd.name());
+    let mut frames = Vec::with_capacity(4);
+    frames.push(Frame::from_slice(identity));
+    protocol::encode_to_worker(&mut frames, dialect, cmd);
+    outbox.push(Outbound { recipient: to, frames });
+}
+
+/// The idle-ticket rule, in one place: an entry in a service's idle queue
+/// stands for its worker only while the worker still holds that ticket (a
+/// worker gets a fresh ticket each time it becomes idle, and none while
+/// busy or once deleted), so stale entries are recognised without a search.
+fn holds_ticket(workers: &HashMap<WorkerKey, Worker>, key: WorkerKey, ticket: u64) -> bool {
+    workers
+        .get(&key)
+        .is_some_and(|worker| worker.idle_ticket == Some(ticket))
+}
