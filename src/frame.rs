@@ -13,75 +13,133 @@
 //! Frames received from a socket are sent on without their bytes ever being
 //! touched: the broker forwards bodies exactly as libzmq handed them over.
 
+use std::alloc::{Layout, handle_alloc_error};
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::Deref;
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_void};
 
 use zmq_sys::zmq_msg_t;
 
+/// Bodies up to this size live inside the `zmq_msg_t` itself (libzmq's
+/// "very small messages"): copying them is cheaper than any allocation.
+const INLINE_MAX: usize = 33;
+
 /// A single frame of a multipart ZeroMQ message.
+///
+/// A frame is `Send` (it may move to another thread) but not `Sync`: the
+/// first [`Frame::share`] of a long frame writes into the source message
+/// (libzmq turns it into a shared, reference-counted one), so two threads
+/// must never share one `&Frame`. Shares made on one thread may go to
+/// different threads: their common buffer is reference counted with atomics.
+///
+/// ```compile_fail
+/// fn needs_sync<T: Sync>() {}
+/// needs_sync::<majordomo::frame::Frame>();
+/// ```
 pub struct Frame {
-    msg: zmq_msg_t,
+    /// Written through `&self` by [`Frame::share`], hence the cell.
+    msg: UnsafeCell<zmq_msg_t>,
 }
 
-// SAFETY: a `zmq_msg_t` is plain data owned by this value; libzmq's shared
-// buffers are reference counted with atomics, so a frame (or a share of it)
-// may move to, and be read from, another thread.
+// SAFETY: a `zmq_msg_t` is owned by this value alone, and the buffer it may
+// share with other frames is reference counted with atomics by libzmq (and
+// freed by whichever thread drops the last share), so a frame can be moved
+// to and dropped on another thread. `Sync` is deliberately not implemented.
 unsafe impl Send for Frame {}
-unsafe impl Sync for Frame {}
 
 impl Frame {
     /// An empty (zero-length) frame, such as the MDP envelope delimiter.
     pub fn empty() -> Frame {
-        let mut msg = zmq_msg_t::default();
-        // SAFETY: `msg` is a fresh, writable zmq_msg_t; zmq_msg_init cannot fail.
-        unsafe { zmq_sys::zmq_msg_init(&mut msg) };
-        Frame { msg }
+        let frame = Frame {
+            msg: UnsafeCell::new(zmq_msg_t::default()),
+        };
+        // SAFETY: the message is fresh, writable storage; zmq_msg_init
+        // cannot fail.
+        unsafe { zmq_sys::zmq_msg_init(frame.msg.get()) };
+        frame
     }
 
     /// A frame holding a copy of `data` (for small protocol frames and for
-    /// bodies built by the application).
+    /// bodies built by the application). Aborts, as Rust's own allocations
+    /// do, if memory for it cannot be had.
     pub fn from_slice(data: &[u8]) -> Frame {
-        let mut msg = zmq_msg_t::default();
-        // SAFETY: zmq_msg_init_size allocates `len` bytes (it aborts inside
-        // libzmq on out-of-memory rather than returning), and the copy writes
-        // exactly `len` bytes into that fresh buffer.
+        let frame = Frame::empty();
+        let msg = frame.msg.get();
+        // SAFETY: `msg` is initialised (empty), so zmq_msg_init_size may
+        // replace it; on failure it stays empty and we abort before any
+        // copy. On success libzmq gives it a buffer of exactly `len` bytes
+        // (inline up to 33), which nothing else references yet.
         unsafe {
-            zmq_sys::zmq_msg_init_size(&mut msg, data.len());
+            if zmq_sys::zmq_msg_init_size(msg, data.len()) != 0 {
+                handle_alloc_error(Layout::array::<u8>(data.len()).unwrap_or(Layout::new::<u8>()));
+            }
             if !data.is_empty() {
-                let dst = zmq_sys::zmq_msg_data(&mut msg) as *mut u8;
+                let dst = zmq_sys::zmq_msg_data(msg).cast::<u8>();
                 std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
             }
         }
-        Frame { msg }
+        frame
+    }
+
+    /// A frame that takes `data`'s buffer without copying it; libzmq frees
+    /// it (through Rust's allocator) when the last share is dropped or sent.
+    /// Short bodies are copied inline instead, which is cheaper.
+    pub fn from_vec(data: Vec<u8>) -> Frame {
+        if data.len() <= INLINE_MAX {
+            return Frame::from_slice(&data);
+        }
+        let mut data = std::mem::ManuallyDrop::new(data);
+        let (ptr, len, capacity) = (data.as_mut_ptr(), data.len(), data.capacity());
+        let frame = Frame::empty();
+        // SAFETY: `ptr` is the start of a live allocation of `capacity`
+        // bytes from the global allocator, holding `len` initialised bytes,
+        // that we no longer own (ManuallyDrop). libzmq calls `free_vec` with
+        // `ptr` and the hint (`capacity`) exactly once, when the last share
+        // is released; `free_vec` rebuilds and drops the Vec. If libzmq
+        // fails (no memory for its reference count), it has not taken the
+        // buffer, so we free it ourselves before aborting.
+        unsafe {
+            let hint = capacity as *mut c_void;
+            if zmq_sys::zmq_msg_init_data(frame.msg.get(), ptr.cast(), len, Some(free_vec), hint) != 0 {
+                drop(std::mem::ManuallyDrop::into_inner(data));
+                handle_alloc_error(Layout::new::<[usize; 4]>());
+            }
+        }
+        frame
     }
 
     /// Another handle on the same bytes. For frames longer than 33 bytes no
     /// byte is copied: libzmq bumps the buffer's reference count.
     pub fn share(&self) -> Frame {
-        let mut msg = zmq_msg_t::default();
-        // SAFETY: zmq_msg_copy needs an initialised destination; the source is
-        // only read (libzmq takes `*mut` for the refcount, which is atomic).
-        // It fails only with EFAULT for an invalid source, which a live Frame
-        // never is.
+        let frame = Frame::empty();
+        // SAFETY: both messages are initialised. zmq_msg_copy writes into
+        // the source (on a long message's first copy it sets the shared flag
+        // in the zmq_msg_t and the count in the buffer's heap header), which
+        // is why `msg` is an UnsafeCell and Frame is not Sync: no other
+        // thread can be using this frame meanwhile. The bytes a `&[u8]` from
+        // `deref` may be borrowing are never written: a long message's data
+        // is on the heap, apart from the flag, and an inline message is only
+        // read. It fails only with EFAULT for an invalid source, which a live
+        // Frame never is.
         unsafe {
-            zmq_sys::zmq_msg_init(&mut msg);
-            zmq_sys::zmq_msg_copy(&mut msg, &self.msg as *const zmq_msg_t as *mut zmq_msg_t);
+            zmq_sys::zmq_msg_copy(frame.msg.get(), self.msg.get());
         }
-        Frame { msg }
+        frame
     }
 
     /// Receives one frame; returns it with libzmq's "more frames follow" flag.
     fn recv(socket: &mut zmq::Socket, flags: c_int) -> Result<(Frame, bool), zmq::Error> {
         let mut frame = Frame::empty();
-        // SAFETY: the socket pointer is live for the borrow; `frame.msg` is
+        let msg = frame.msg.get_mut();
+        // SAFETY: the socket pointer is live for the borrow; `msg` is
         // initialised, and on error libzmq leaves it empty.
-        let rc = unsafe { zmq_sys::zmq_msg_recv(&mut frame.msg, socket.as_mut_ptr(), flags) };
+        let rc = unsafe { zmq_sys::zmq_msg_recv(msg, socket.as_mut_ptr(), flags) };
         if rc == -1 {
             return Err(last_error());
         }
-        // SAFETY: `frame.msg` holds a received message.
-        let more = unsafe { zmq_sys::zmq_msg_more(&frame.msg) } != 0;
+        // SAFETY: `msg` holds a received message.
+        let more = unsafe { zmq_sys::zmq_msg_more(msg) } != 0;
         Ok((frame, more))
     }
 
@@ -89,15 +147,28 @@ impl Frame {
     fn send(mut self, socket: &mut zmq::Socket, flags: c_int) -> Result<(), (zmq::Error, Frame)> {
         // SAFETY: on success libzmq takes the content and leaves `msg` empty
         // (our Drop then closes an empty message); on failure it is unchanged.
-        let rc = unsafe { zmq_sys::zmq_msg_send(&mut self.msg, socket.as_mut_ptr(), flags) };
+        let rc = unsafe { zmq_sys::zmq_msg_send(self.msg.get_mut(), socket.as_mut_ptr(), flags) };
         if rc == -1 { Err((last_error(), self)) } else { Ok(()) }
     }
+}
+
+/// libzmq's callback for a buffer adopted by [`Frame::from_vec`].
+///
+/// # Safety
+///
+/// `data` and `hint` must be the pointer and capacity of a `Vec<u8>` that
+/// [`Frame::from_vec`] gave up, and this must be the only call for it.
+unsafe extern "C" fn free_vec(data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: by the contract above, `data` was allocated by the global
+    // allocator for `hint` bytes of u8; a length of 0 drops no element and
+    // frees exactly that allocation.
+    drop(unsafe { Vec::from_raw_parts(data.cast::<u8>(), 0, hint as usize) });
 }
 
 impl Drop for Frame {
     fn drop(&mut self) {
         // SAFETY: `msg` is always initialised; closing releases our reference.
-        unsafe { zmq_sys::zmq_msg_close(&mut self.msg) };
+        unsafe { zmq_sys::zmq_msg_close(self.msg.get_mut()) };
     }
 }
 
@@ -105,16 +176,17 @@ impl Deref for Frame {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        let ptr = &self.msg as *const zmq_msg_t as *mut zmq_msg_t;
-        // SAFETY: zmq_msg_data and zmq_msg_size only read the message; the
-        // bytes stay valid while `self` is borrowed. A zero-length message
-        // may return a dangling pointer, so it is special-cased.
+        let msg = self.msg.get();
+        // SAFETY: zmq_msg_data and zmq_msg_size only read the message, and
+        // nothing writes the bytes while `self` is borrowed (see `share`);
+        // they live as long as the message. A zero-length message may return
+        // a dangling pointer, so it is special-cased.
         unsafe {
-            let len = zmq_sys::zmq_msg_size(ptr);
+            let len = zmq_sys::zmq_msg_size(msg);
             if len == 0 {
                 return &[];
             }
-            std::slice::from_raw_parts(zmq_sys::zmq_msg_data(ptr) as *const u8, len)
+            std::slice::from_raw_parts(zmq_sys::zmq_msg_data(msg).cast::<u8>(), len)
         }
     }
 }
@@ -152,14 +224,16 @@ impl<const N: usize> From<&[u8; N]> for Frame {
 }
 
 impl From<String> for Frame {
+    /// Takes the buffer without copying it (see [`Frame::from_vec`]).
     fn from(data: String) -> Frame {
-        Frame::from_slice(data.as_bytes())
+        Frame::from_vec(data.into_bytes())
     }
 }
 
 impl From<Vec<u8>> for Frame {
+    /// Takes the buffer without copying it (see [`Frame::from_vec`]).
     fn from(data: Vec<u8>) -> Frame {
-        Frame::from_slice(&data)
+        Frame::from_vec(data)
     }
 }
 
@@ -227,6 +301,54 @@ mod tests {
         let a = Frame::from_slice(&[7u8; 1000]);
         let b = a.share();
         assert_eq!(a.as_ptr(), b.as_ptr(), "a long frame's share points at the same buffer");
+    }
+
+    #[test]
+    fn a_vec_is_adopted_without_a_copy_and_freed_once() {
+        let data: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let (ptr, expected) = (data.as_ptr(), data.clone());
+        let frame = Frame::from(data);
+        assert_eq!(frame.as_ptr(), ptr, "the frame uses the Vec's own buffer");
+        let share = frame.share();
+        drop(frame);
+        assert_eq!(&share[..], &expected[..]);
+        // Short, empty and spare-capacity Vecs too.
+        assert_eq!(&Frame::from(vec![1u8, 2, 3])[..], &[1, 2, 3]);
+        assert!(Frame::from(Vec::new()).is_empty());
+        let mut spare = Vec::with_capacity(1000);
+        spare.extend_from_slice(&[5u8; 100]);
+        assert_eq!(&Frame::from(spare)[..], &[5u8; 100][..]);
+        assert_eq!(
+            &Frame::from(String::from("x").repeat(50))[..],
+            "x".repeat(50).as_bytes()
+        );
+    }
+
+    #[test]
+    fn shares_of_one_frame_are_used_and_dropped_on_many_threads() {
+        for len in [0usize, 5, 33, 34, 4096] {
+            let original = Frame::from_vec((0..len).map(|i| i as u8).collect());
+            let expected = original.to_vec();
+            let shares: Vec<Frame> = (0..8).map(|_| original.share()).collect();
+            let threads: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    let expected = expected.clone();
+                    std::thread::spawn(move || {
+                        // Each thread shares its own handle further, reads, drops.
+                        let more: Vec<Frame> = (0..100).map(|_| share.share()).collect();
+                        assert!(more.iter().all(|f| f[..] == expected[..]));
+                        drop(more);
+                        share
+                    })
+                })
+                .collect();
+            drop(original);
+            for thread in threads {
+                let share = thread.join().expect("thread");
+                assert_eq!(&share[..], &expected[..]);
+            }
+        }
     }
 
     #[test]

@@ -35,19 +35,28 @@
 //!
 //! * [`protocol`]: the wire format, typed commands for both versions,
 //!   decode and encode; no sockets, no state.
-//! * [`broker`]: the broker state machine (sans-IO: fed messages and time,
-//!   returns messages and its next deadline) and [`broker::server`], the
-//!   thin loop that owns the ROUTER socket.
+//! * [`broker`]: the broker state machine ([`broker::Broker`], sans-IO:
+//!   fed messages and time, returns messages and its next deadline) and
+//!   [`broker::server`], the thin loop that owns the ROUTER socket.
 //! * [`client`]: [`Client`] (one request at a time, timeout and retries on
 //!   a fresh socket) and [`AsyncClient`] (many requests in flight).
 //! * [`worker`]: [`Worker`], which registers a service, heartbeats from a
 //!   background thread even while the program works, and reconnects by
 //!   itself.
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
-//!   bytes, so bodies pass through the broker untouched.
+//!   bytes, so bodies pass through the broker untouched; the only module
+//!   with `unsafe` code.
+//!
+//! The `mdbroker` daemon and the `mdbench` benchmark are crates of their
+//! own in this workspace, so a program that uses this library compiles
+//! neither their command-line parser nor their logger.
 //! * [`hex`]: identities in logs.
+// `unsafe` lives in `frame` alone, each block with its SAFETY argument.
+#![deny(unsafe_code)]
+
 pub mod broker;
 pub mod client;
+#[allow(unsafe_code)]
 pub mod frame;
 pub mod hex;
 mod poll;

@@ -13,6 +13,7 @@
 //! ```sh
 //! cargo run --release -p mdbench -- --workers 16 --clients 2 --depth 50 --size 16
 //! ```
+#![forbid(unsafe_code)]
 
 mod chart;
 mod forwarder;

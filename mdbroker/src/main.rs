@@ -1,5 +1,6 @@
 //! `mdbroker`: the Majordomo broker daemon. Flags become a [`Config`] and a
 //! list of endpoints; everything else lives in the library.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::Duration;
