@@ -5,6 +5,7 @@
 use std::fmt;
 
 /// Shows bytes as lowercase hex, at most 32 of them, then `..`.
+#[derive(Debug, Clone, Copy)]
 pub struct Hex<'a>(pub &'a [u8]);
 
 impl fmt::Display for Hex<'_> {

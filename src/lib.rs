@@ -53,6 +53,7 @@
 //! * [`hex`]: identities in logs.
 // `unsafe` lives in `frame` alone, each block with its SAFETY argument.
 #![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
 
 pub mod broker;
 pub mod client;
