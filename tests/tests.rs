@@ -1,6 +1,7 @@
 //! The integration tests, in one binary (each test binary links libzmq).
 
 mod common;
+mod field_inputs;
 mod libraries;
 mod routing_ids;
 mod wire;

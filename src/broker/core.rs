@@ -26,7 +26,9 @@ use log::{debug, info, warn};
 
 use crate::frame::Frame;
 use crate::hex::Hex;
-use crate::protocol::{self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ReplyKind, ToWorker};
+use crate::protocol::{
+    self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ProtocolError, ReplyKind, ToWorker,
+};
 
 use super::config::Config;
 use super::mmi;
@@ -149,9 +151,21 @@ impl Broker {
     /// dropped.
     pub fn handle(&mut self, identity: Frame, frames: Vec<Frame>, now: Instant) {
         match protocol::decode_at_broker(frames) {
-            Err(error) => debug!("dropped invalid message from {}: {error}", Hex(&identity)),
+            Err(error) => self.invalid_message(&identity, &error, now),
             Ok((dialect, Inbound::Client(cmd))) => self.client_request(identity, dialect, cmd, now),
             Ok((dialect, Inbound::Worker(cmd))) => self.worker_command(identity, dialect, cmd, now),
+        }
+    }
+
+    /// 18/MDP: an invalid message is dropped and its peer treated as
+    /// invalid. A registered worker gets DISCONNECT and is forgotten (so a
+    /// request it holds goes to another worker, instead of waiting for ever
+    /// on a worker that answered with a malformed reply and heartbeats on);
+    /// anyone else is only ignored.
+    fn invalid_message(&mut self, identity: &[u8], error: &ProtocolError, now: Instant) {
+        match self.worker_keys.get(identity).copied() {
+            Some(key) => self.violation(key, &format!("sent an invalid message ({error})"), now),
+            None => debug!("dropped invalid message from {}: {error}", Hex(identity)),
         }
     }
 

@@ -501,18 +501,68 @@ fn worker_switching_protocol_version_gets_disconnect() {
 }
 
 #[test]
-fn invalid_messages_are_dropped_without_reply_or_state_change() {
+fn invalid_messages_from_unregistered_peers_are_dropped_without_reply_or_state_change() {
     let mut h = Harness::new();
     h.ready_v01("w1", "echo");
-    h.send("w1", &[b"", b"MDPW01", &[9]]);
-    h.send("w1", &[b"", b"MDPW01"]);
-    h.send("c1", &[b"", b"MDPC01", b"echo"]);
+    h.send("u1", &[b"", b"MDPW01", &[9]]);
+    h.send("u1", &[b"", b"MDPW01"]);
+    h.send("c1", &[b"", b"MDPC01"]);
     h.send("c1", &[b"MDPC02", &[3], b"echo", b"x"]);
     h.send("x", &[]);
     assert_eq!(h.sent(), vec![]);
     assert_eq!(h.broker.worker_count(), 1);
     h.request_v01("c1", "echo", "ok");
     assert_eq!(h.sent().len(), 1);
+}
+
+#[test]
+fn an_invalid_message_from_a_registered_worker_disconnects_it_and_its_request_goes_on() {
+    // 18/MDP: drop an invalid message and treat the peer as invalid. A busy
+    // worker that answered with a malformed reply would otherwise hold its
+    // request for ever while it heartbeats.
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "job");
+    assert_eq!(h.sent().len(), 1);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1"]); // no delimiter
+    assert_eq!(h.sent(), vec![disconnect_v01("w1")]);
+    assert_eq!(h.broker.worker_count(), 0);
+    assert_eq!(h.broker.queued(b"echo"), 1, "the request waits for the next worker");
+    h.ready_v01("w2", "echo");
+    let sent = h.sent();
+    assert_eq!((sent.len(), &sent[0].0[..]), (1, &b"w2"[..]));
+    // An idle registered worker is treated the same way.
+    h.ready_v02("w3", "other");
+    h.send("w3", &[b"MDPW02", &[99]]);
+    assert_eq!(h.sent(), vec![to("w3", &[b"MDPW02", &[6]])]);
+}
+
+#[test]
+fn an_empty_reply_reaches_the_client_and_frees_the_worker_in_both_versions() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "q");
+    h.sent();
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b""]);
+    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo"])]);
+    h.request_v01("c2", "echo", "next");
+    assert_eq!(h.sent().len(), 1, "the worker is free again");
+
+    h.ready_v02("w2", "stream");
+    h.request_v02("c3", "stream", "q");
+    h.sent();
+    h.send("w2", &[b"MDPW02", &[3], b"c3", b""]);
+    h.send("w2", &[b"MDPW02", &[4], b"c3", b""]);
+    assert_eq!(
+        h.sent(),
+        vec![
+            to("c3", &[b"MDPC02", &[2], b"stream"]),
+            to("c3", &[b"MDPC02", &[3], b"stream"])
+        ]
+    );
+    // And a request with no body reaches a worker as one.
+    h.send("c4", &[b"MDPC02", &[1], b"stream"]);
+    assert_eq!(h.sent(), vec![to("w2", &[b"MDPW02", &[2], b"c4", b""])]);
 }
 
 #[test]

@@ -38,8 +38,6 @@ pub enum ProtocolError {
     EmptyClientAddress,
     /// The client address is not followed by an empty delimiter frame.
     MissingDelimiter,
-    /// A request or reply with no body frame (the specs require one or more).
-    MissingBody,
     /// Frames after the last frame a fixed-size command may have.
     TrailingFrames(usize),
 }
@@ -69,7 +67,6 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MissingDelimiter => {
                 write!(f, "client address not followed by an empty frame")
             }
-            ProtocolError::MissingBody => write!(f, "no body frame"),
             ProtocolError::TrailingFrames(n) => write!(f, "{n} unexpected trailing frame(s)"),
         }
     }

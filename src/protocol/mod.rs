@@ -191,7 +191,7 @@ impl Streaming {
 pub struct ClientRequest {
     /// The service the request is for.
     pub service: Frame,
-    /// The opaque body, one or more frames.
+    /// The opaque body, zero or more frames.
     pub body: Vec<Frame>,
 }
 
@@ -221,7 +221,7 @@ pub struct ClientReply {
     pub kind: ReplyKind,
     /// The service the request was for.
     pub service: Frame,
-    /// The reply body, one or more frames.
+    /// The reply body, zero or more frames.
     pub body: Vec<Frame>,
 }
 
@@ -246,7 +246,7 @@ pub enum FromWorker {
     Final {
         /// The client's address from the request.
         client: Frame,
-        /// The reply body, one or more frames.
+        /// The reply body, zero or more frames.
         body: Vec<Frame>,
     },
     /// I am alive.
@@ -279,7 +279,7 @@ pub enum ToWorker {
     Request {
         /// The client's address, to be echoed in the reply.
         client: Frame,
-        /// The request body, one or more frames.
+        /// The request body, zero or more frames.
         body: Vec<Frame>,
     },
     /// I am alive.
@@ -473,13 +473,13 @@ impl Cursor {
         Ok(client)
     }
 
-    /// All remaining frames, at least one.
-    fn body(self) -> Result<Vec<Frame>, ProtocolError> {
-        let body: Vec<Frame> = self.frames.collect();
-        if body.is_empty() {
-            return Err(ProtocolError::MissingBody);
-        }
-        Ok(body)
+    /// All remaining frames: the body, zero or more frames. 7/MDP and
+    /// 18/MDP draw bodies as one or more frames, but peers in the field send
+    /// none (majortomo's client for a request without arguments; zguide's
+    /// Python worker and majortomo's worker for an empty reply), and
+    /// dropping them stranded the request, so an empty body is a body.
+    fn body(self) -> Vec<Frame> {
+        self.frames.collect()
     }
 
     /// Checks that nothing is left.
@@ -550,7 +550,7 @@ fn client_command(
         (ClientSide::Client(_), Flavor::Majortomo) => Frame::empty(),
         _ => cursor.service()?,
     };
-    Ok((op, flavor, service, cursor.body()?))
+    Ok((op, flavor, service, cursor.body()))
 }
 
 /// Decodes a worker command after its header: its operation, then the
@@ -566,7 +566,7 @@ fn worker_command(version: Version, mut cursor: Cursor) -> Result<(WorkerOp, Wor
         }
         WorkerOp::Request | WorkerOp::Partial | WorkerOp::Final => {
             let client = cursor.client_address()?;
-            WorkerFrames::Addressed(client, cursor.body()?)
+            WorkerFrames::Addressed(client, cursor.body())
         }
         WorkerOp::Heartbeat | WorkerOp::Disconnect => {
             cursor.finish()?;

@@ -203,11 +203,8 @@ fn rejects_every_kind_of_malformation() {
         (vec![b"", b"MDPW01", &[3], b""], EmptyClientAddress),
         (vec![b"", b"MDPW01", &[3], b"cli"], MissingDelimiter),
         (vec![b"", b"MDPW01", &[3], b"cli", b"notempty", b"x"], MissingDelimiter),
-        (vec![b"", b"MDPW01", &[3], b"cli", b""], MissingBody),
         (vec![b"", b"MDPC01"], MissingService),
         (vec![b"", b"MDPC01", b""], EmptyService),
-        (vec![b"", b"MDPC01", b"svc"], MissingBody),
-        (vec![b"MDPC02", &[1], b"svc"], MissingBody),
         (
             vec![b"MDPC02", &[3], b"svc", b"x"],
             WrongDirection("client FINAL/REPLY"),
@@ -420,4 +417,33 @@ fn random_frames_never_panic() {
         let _ = decode_at_client(frames(&parts), Flavor::Majortomo);
         let _ = decode_at_worker(frames(&parts));
     }
+}
+
+#[test]
+fn empty_bodies_are_bodies_in_every_command_that_carries_one() {
+    // The field inputs: a REPLY/FINAL with no body frame (zguide's Python
+    // worker, majortomo's send_reply_final(client, [])), and a REQUEST with
+    // none (majortomo's client.send(service)).
+    let (_, v01) = decode_at_broker(frames(&[b"", b"MDPW01", &[3], b"cli", b""])).unwrap();
+    let empty_final = FromWorker::Final {
+        client: "cli".into(),
+        body: vec![],
+    };
+    assert_eq!(v01, Inbound::Worker(empty_final));
+    let (_, v02) = decode_at_broker(frames(&[b"", b"MDPW02", &[4], b"cli", b""])).unwrap();
+    assert!(matches!(v02, Inbound::Worker(FromWorker::Final { body, .. }) if body.is_empty()));
+    let (_, partial) = decode_at_broker(frames(&[b"MDPW02", &[3], b"cli", b""])).unwrap();
+    assert!(matches!(partial, Inbound::Worker(FromWorker::Partial { body, .. }) if body.is_empty()));
+    for request in [
+        frames(&[b"", b"MDPC01", b"svc"]),
+        frames(&[b"MDPC02", &[1], b"svc"]),
+        frames(&[b"", b"MDPC02", &[2], b"svc"]),
+    ] {
+        let (_, got) = decode_at_broker(request).unwrap();
+        assert_eq!(got, Inbound::Client(client_request(b"svc", &[])));
+    }
+    let (_, reply) = decode_at_client(frames(&[b"MDPC02", &[3], b"svc"]), Flavor::Rfc).unwrap();
+    assert!(reply.body.is_empty());
+    let (_, request) = decode_at_worker(frames(&[b"MDPW02", &[2], b"cli", b""])).unwrap();
+    assert!(matches!(request, ToWorker::Request { body, .. } if body.is_empty()));
 }

@@ -1,0 +1,84 @@
+//! The inputs of the field-inputs issue (bug reports against other MDP
+//! brokers and libraries, replayed against ours), one test or more each,
+//! with raw sockets against an in-process broker.
+
+use crate::common::*;
+
+/// An MDP/0.1 worker that answers with a REPLY that has the client address
+/// and the delimiter but no body frame (zguide's Python worker API sends
+/// that for an empty reply) goes on serving, and the client gets the reply.
+#[test]
+fn an_empty_v01_reply_reaches_the_client_and_the_worker_serves_on() {
+    let broker = TestBroker::start_with(patient_config());
+    let worker = v01_worker(&broker.endpoint, "echo");
+    let client = Peer::connect(&broker.endpoint);
+    for round in 0..3 {
+        client.send(&[b"", b"MDPC01", b"echo", b"anything"]);
+        let request = worker.recv_skipping_heartbeats();
+        worker.send(&[b"", b"MDPW01", &[3], &request[3], b""]);
+        worker.send(&[b"", b"MDPW01", &[4]]);
+        assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo"]), "round {round}");
+    }
+    wait_for_mmi(&broker.endpoint, "echo", b"200");
+}
+
+/// The same in MDP/0.2, in 18/MDP's framing and in majortomo's (a leading
+/// empty frame: majortomo's `send_reply_final(client, [])`).
+#[test]
+fn an_empty_v02_final_reaches_the_client_in_both_framings() {
+    let broker = TestBroker::start_with(patient_config());
+    let bare = v02_worker(&broker.endpoint, "bare");
+    let delimited = Peer::connect(&broker.endpoint);
+    delimited.send(&[b"", b"MDPW02", &[1], b"delimited"]);
+    wait_for_service(&broker.endpoint, "delimited");
+    let client = Peer::connect(&broker.endpoint);
+
+    client.send(&[b"MDPC02", &[1], b"bare", b"q"]);
+    let request = bare.recv_skipping_heartbeats();
+    bare.send(&[b"MDPW02", &[3], &request[2], b""]);
+    bare.send(&[b"MDPW02", &[4], &request[2], b""]);
+    assert_eq!(client.recv(), frames(&[b"MDPC02", &[2], b"bare"]));
+    assert_eq!(client.recv(), frames(&[b"MDPC02", &[3], b"bare"]));
+
+    client.send(&[b"MDPC02", &[1], b"delimited", b"q"]);
+    let request = delimited.recv_skipping_heartbeats();
+    delimited.send(&[b"", b"MDPW02", &[4], &request[3], b""]);
+    assert_eq!(client.recv(), frames(&[b"MDPC02", &[3], b"delimited"]));
+
+    // Both workers are free: the next requests are served.
+    client.send(&[b"MDPC02", &[1], b"bare", b"again"]);
+    let request = bare.recv_skipping_heartbeats();
+    assert_eq!(request[4], b"again");
+}
+
+/// A request with no body frame (majortomo's `Client.send(service)`) is
+/// forwarded as one.
+#[test]
+fn a_request_without_a_body_reaches_the_worker() {
+    let broker = TestBroker::start_with(patient_config());
+    let worker = v02_worker(&broker.endpoint, "noargs");
+    let client = Peer::connect(&broker.endpoint);
+    client.send(&[b"", b"MDPC02", &[2], b"noargs"]);
+    let request = worker.recv_skipping_heartbeats();
+    assert_eq!(request.len(), 4, "header, command, client, delimiter: {request:?}");
+    worker.send(&[b"MDPW02", &[4], &request[2], b""]);
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC02", &[4]]));
+}
+
+/// A worker that holds a request and sends a malformed message is treated
+/// as invalid (18/MDP): DISCONNECT, and its request goes to another worker.
+#[test]
+fn a_malformed_message_from_a_busy_worker_frees_its_request() {
+    let broker = TestBroker::start_with(patient_config());
+    let broken = v01_worker(&broker.endpoint, "echo");
+    let client = Peer::connect(&broker.endpoint);
+    client.send(&[b"", b"MDPC01", b"echo", b"job"]);
+    let request = broken.recv_skipping_heartbeats();
+    broken.send(&[b"", b"MDPW01", &[3], &request[3]]); // no delimiter, no body
+    assert_eq!(broken.recv_skipping_heartbeats(), frames(&[b"", b"MDPW01", &[5]]));
+    let good = v01_worker(&broker.endpoint, "echo");
+    let request = good.recv_skipping_heartbeats();
+    assert_eq!(request[5], b"job");
+    good.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"done"]);
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo", b"done"]));
+}
