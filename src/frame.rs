@@ -8,7 +8,9 @@
 //! (bodies up to 33 bytes live inline and are copied, which is cheaper than
 //! any refcount), but the `zmq` crate does not expose it. This module wraps
 //! `zmq_msg_t` directly: receive, send, share, read. It is the only module
-//! of the crate with `unsafe` code, and every block says why it is sound.
+//! of the crate with `unsafe` code, and every block says why it is sound;
+//! so the one socket option the `zmq` crate does not wrap
+//! ([`notify_disconnects`]) is set here too.
 //!
 //! Frames received from a socket are sent on without their bytes ever being
 //! touched: the broker forwards bodies exactly as libzmq handed them over.
@@ -235,6 +237,26 @@ impl From<Vec<u8>> for Frame {
     fn from(data: Vec<u8>) -> Frame {
         Frame::from_vec(data)
     }
+}
+
+/// Makes a ROUTER socket pass an empty message from a peer's routing id
+/// when that peer's connection closes (`ZMQ_ROUTER_NOTIFY`, which the `zmq`
+/// crate does not wrap). It lives here because this is the crate's one
+/// module with `unsafe` code.
+pub fn notify_disconnects(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
+    let value: c_int = zmq_sys::ZMQ_NOTIFY_DISCONNECT;
+    // SAFETY: the socket pointer is live for the borrow, and `value` is a
+    // c_int that outlives the call, passed with its exact size, as
+    // zmq_setsockopt(3) requires for an integer option.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            zmq_sys::ZMQ_ROUTER_NOTIFY as c_int,
+            (&raw const value).cast::<c_void>(),
+            std::mem::size_of::<c_int>(),
+        )
+    };
+    if rc == -1 { Err(last_error()) } else { Ok(()) }
 }
 
 fn last_error() -> zmq::Error {

@@ -82,3 +82,34 @@ fn a_malformed_message_from_a_busy_worker_frees_its_request() {
     good.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"done"]);
     assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo", b"done"]));
 }
+
+/// The field input of section 6: a worker that takes a while per request,
+/// and 7/MDP's recommended client (on timeout it closes its socket and
+/// sends the request again on a new one, three attempts). The worker must
+/// execute only the request it already holds, not each retry of a client
+/// that has gone.
+#[test]
+fn retries_of_departed_clients_are_not_dispatched() {
+    use std::time::Duration;
+    let broker = TestBroker::start_with(patient_config());
+    let worker = v01_worker(&broker.endpoint, "slow");
+    let client_timeout = Duration::from_millis(150);
+    let mut held = None;
+    for attempt in 0..3 {
+        let client = Peer::connect(&broker.endpoint);
+        client.send(&[b"", b"MDPC01", b"slow", b"work"]);
+        if attempt == 0 {
+            held = Some(worker.recv_skipping_heartbeats());
+        }
+        assert_eq!(client.recv_within(client_timeout), None, "the worker is still busy");
+    }
+    let request = held.expect("the worker got the first attempt");
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"too late"]);
+    // Nothing more for the worker: both retries came from closed sockets.
+    worker.expect_silence(Duration::from_millis(300));
+    // And the worker is idle: a live client is served at once.
+    let live = Peer::connect(&broker.endpoint);
+    live.send(&[b"", b"MDPC01", b"slow", b"now"]);
+    let request = worker.recv_skipping_heartbeats();
+    assert_eq!(request[5], b"now");
+}

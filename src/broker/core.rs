@@ -30,9 +30,11 @@ use crate::protocol::{
     self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ProtocolError, ReplyKind, ToWorker,
 };
 
+use super::clients::Clients;
 use super::config::Config;
 use super::mmi;
 use super::service::{Request, Service};
+use super::stats::Stats;
 use super::timers::{Grid, Timers};
 use super::worker::{Job, Worker};
 
@@ -75,6 +77,9 @@ pub struct Broker {
     service_keys: HashMap<Box<[u8]>, ServiceKey>,
     workers: HashMap<WorkerKey, Worker>,
     worker_keys: HashMap<Box<[u8]>, WorkerKey>,
+    /// Open client connections.
+    clients: Clients,
+    stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
     /// The ticks every timer entry falls on.
@@ -97,6 +102,8 @@ impl Broker {
             service_keys: HashMap::new(),
             workers: HashMap::new(),
             worker_keys: HashMap::new(),
+            clients: Clients::default(),
+            stats: Stats::default(),
             next_key: 0,
             worker_timers: Timers::default(),
             request_timers: Timers::default(),
@@ -107,6 +114,11 @@ impl Broker {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the broker has counted since it started.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Number of registered workers.
@@ -150,10 +162,29 @@ impl Broker {
     /// ROUTER identity. Invalid messages are logged at debug level and
     /// dropped.
     pub fn handle(&mut self, identity: Frame, frames: Vec<Frame>, now: Instant) {
+        if let [only] = &frames[..]
+            && only.is_empty()
+        {
+            return self.connection_closed(&identity, now);
+        }
         match protocol::decode_at_broker(frames) {
             Err(error) => self.invalid_message(&identity, &error, now),
             Ok((dialect, Inbound::Client(cmd))) => self.client_request(identity, dialect, cmd, now),
             Ok((dialect, Inbound::Worker(cmd))) => self.worker_command(identity, dialect, cmd, now),
+        }
+    }
+
+    /// A peer's connection closed (libzmq's disconnect notification, an
+    /// empty message from its routing id; a peer that sends one itself only
+    /// closes its own affairs). A worker is deleted at once, and its
+    /// request goes to another worker; a client's queued requests will not
+    /// be dispatched.
+    fn connection_closed(&mut self, identity: &[u8], now: Instant) {
+        if self.clients.closed(identity) {
+            debug!("client {} disconnected", Hex(identity));
+        }
+        if let Some(key) = self.worker_keys.get(identity).copied() {
+            self.delete_worker(key, "its connection closed", now);
         }
     }
 
@@ -183,7 +214,9 @@ impl Broker {
             return;
         }
         let key = self.require_service(&cmd.service);
+        let connection = self.clients.connection(&client);
         let request = Request {
+            connection,
             client,
             dialect,
             service: cmd.service,
@@ -250,7 +283,18 @@ impl Broker {
             return;
         };
         let workers = &mut self.workers;
-        while !service.requests.is_empty() {
+        loop {
+            // Requests whose client has gone are dropped, not dispatched.
+            while let Some(front) = service.requests.front()
+                && !self.clients.is_open(&front.client, front.connection)
+            {
+                debug!("request from departed client {} dropped", Hex(&front.client));
+                self.stats.requests_for_departed_clients += 1;
+                service.requests.pop_front();
+            }
+            if service.requests.is_empty() {
+                return;
+            }
             let Some(worker_key) = service.pop_idle(|key, ticket| holds_ticket(workers, key, ticket)) else {
                 return;
             };

@@ -20,11 +20,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
 )]
 
+mod clients;
 mod config;
 mod core;
 mod mmi;
 pub mod server;
 mod service;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -33,3 +35,4 @@ mod worker;
 pub use self::core::{Broker, Outbound, Recipient, ServiceKey, WorkerKey};
 pub use config::Config;
 pub use server::{Server, ServerError, StopHandle};
+pub use stats::Stats;

@@ -148,6 +148,10 @@ impl Server {
         let context = zmq::Context::new();
         let socket = socket_call("creating the ROUTER socket", context.socket(zmq::ROUTER))?;
         socket_call("setting ROUTER_MANDATORY", socket.set_router_mandatory(true))?;
+        // The core drops queued requests of clients that have gone, and
+        // deletes a worker as soon as its connection closes.
+        let mut socket = socket;
+        socket_call("setting ROUTER_NOTIFY", frame::notify_disconnects(&mut socket))?;
         // libzmq's default listen backlog is 100: thousands of workers
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.

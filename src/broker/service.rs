@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::frame::Frame;
 use crate::protocol::Dialect;
 
+use super::clients::Connection;
 use super::core::WorkerKey;
 
 /// Stale idle entries are swept only past this many, so that a service
@@ -26,6 +27,8 @@ const SWEEP_MIN_STALE: usize = 16;
 pub struct Request {
     /// The client's routing identity, as the ROUTER socket gave it.
     pub client: Frame,
+    /// The client connection it came on.
+    pub connection: Connection,
     /// How the client framed its request; the reply is framed the same way.
     pub dialect: Dialect,
     /// The service name frame, echoed in the reply.

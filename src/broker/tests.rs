@@ -638,3 +638,41 @@ fn next_deadline_is_the_earliest_timer() {
     h.ready_v01("w1", "echo");
     assert_eq!(h.broker.next_deadline(), Some(h.now + INTERVAL));
 }
+
+#[test]
+fn queued_requests_of_a_client_whose_connection_closed_are_not_dispatched() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "slow");
+    h.request_v01("c1", "slow", "first");
+    assert_eq!(h.sent().len(), 1, "the worker takes the first request");
+    // The client times out, closes its socket, retries on new ones (7/MDP).
+    h.send("c1", &[b""]);
+    h.request_v01("c2", "slow", "retry 1");
+    h.send("c2", &[b""]);
+    h.request_v01("c3", "slow", "retry 2");
+    // The departed retry was dropped as soon as it reached the head.
+    assert_eq!(h.broker.queued(b"slow"), 1);
+    assert_eq!(h.broker.stats().requests_for_departed_clients, 1);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
+    // The reply goes out, and the live retry is served.
+    let sent = h.sent();
+    assert_eq!(sent[0], to("c1", &[b"", b"MDPC01", b"slow", b"done"]));
+    assert_eq!(sent[1].0, b"w1");
+    assert_eq!(sent[1].1[5], b"retry 2");
+    // A routing id that connects again is a new client.
+    h.request_v01("c2", "slow", "back again");
+    assert_eq!(h.broker.queued(b"slow"), 1);
+}
+
+#[test]
+fn a_worker_whose_connection_closed_is_deleted_and_its_request_redelivered() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "job");
+    h.sent();
+    h.send("w1", &[b""]);
+    assert_eq!(h.broker.worker_count(), 0);
+    assert_eq!(h.sent(), vec![], "no DISCONNECT to a closed connection");
+    h.ready_v01("w2", "echo");
+    assert_eq!(h.sent()[0].0, b"w2");
+}

@@ -196,6 +196,13 @@ pub const ZMQ_THREAD_SAFE: c_uint = 81;
 pub const ZMQ_MULTICAST_MAXTPDU: c_uint = 84;
 pub const ZMQ_USE_FD: c_uint = 89;
 pub const ZMQ_BINDTODEVICE: c_uint = 92;
+/// Draft in libzmq 4.3 (built in here): a ROUTER passes an empty message
+/// from a peer's routing id when the peer connects or disconnects.
+pub const ZMQ_ROUTER_NOTIFY: c_uint = 97;
+/// `ZMQ_ROUTER_NOTIFY` flag: notify connections.
+pub const ZMQ_NOTIFY_CONNECT: c_int = 1;
+/// `ZMQ_ROUTER_NOTIFY` flag: notify disconnections.
+pub const ZMQ_NOTIFY_DISCONNECT: c_int = 2;
 
 // Security mechanisms.
 pub const ZMQ_NULL: c_uint = 0;

@@ -1,0 +1,68 @@
+//! Client connections the broker knows to be open.
+//!
+//! libzmq tells the broker when a peer's connection closes
+//! (`ZMQ_ROUTER_NOTIFY`: an empty message from that peer's routing id; see
+//! `server`). A request whose client has gone is not worth a worker's time:
+//! 7/MDP's recommended client closes its socket when it times out and sends
+//! the request again on a new one, so every retry of an overloaded service
+//! would otherwise be executed once more for nobody. Each request records
+//! the connection it came on; a request whose connection has closed is
+//! dropped when it reaches the head of its queue (or is due for
+//! redelivery), instead of being searched for when the connection closes.
+//! A routing id that connects again gets a new connection number, so its
+//! new requests are not mistaken for the old ones.
+
+use std::collections::HashMap;
+
+/// One client connection, for as long as it is open; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection(u64);
+
+/// The open client connections, by routing id.
+#[derive(Debug, Default)]
+pub struct Clients {
+    open: HashMap<Box<[u8]>, Connection>,
+    next: u64,
+}
+
+impl Clients {
+    /// The connection a request from `identity` came on, recorded as open.
+    pub fn connection(&mut self, identity: &[u8]) -> Connection {
+        if let Some(connection) = self.open.get(identity) {
+            return *connection;
+        }
+        self.next += 1;
+        let connection = Connection(self.next);
+        self.open.insert(identity.into(), connection);
+        connection
+    }
+
+    /// Records that `identity`'s connection closed; whether it was a client.
+    pub fn closed(&mut self, identity: &[u8]) -> bool {
+        self.open.remove(identity).is_some()
+    }
+
+    /// Whether `connection` is still open.
+    pub fn is_open(&self, identity: &[u8], connection: Connection) -> bool {
+        self.open.get(identity) == Some(&connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_is_not_open_and_a_new_one_is_another() {
+        let mut clients = Clients::default();
+        let first = clients.connection(b"c1");
+        assert_eq!(clients.connection(b"c1"), first);
+        assert!(clients.is_open(b"c1", first));
+        assert!(clients.closed(b"c1"));
+        assert!(!clients.is_open(b"c1", first));
+        assert!(!clients.closed(b"c1"), "closing twice finds nothing");
+        let second = clients.connection(b"c1");
+        assert_ne!(first, second);
+        assert!(clients.is_open(b"c1", second) && !clients.is_open(b"c1", first));
+    }
+}
