@@ -103,6 +103,9 @@ fn retries_of_departed_clients_are_not_dispatched() {
         }
         assert_eq!(client.recv_within(client_timeout), None, "the worker is still busy");
     }
+    // The worker is still busy (the input's worker takes 1 s); the broker
+    // hears of the closed sockets meanwhile.
+    worker.expect_silence(Duration::from_millis(300));
     let request = held.expect("the worker got the first attempt");
     worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"too late"]);
     // Nothing more for the worker: both retries came from closed sockets.
