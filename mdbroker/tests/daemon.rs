@@ -14,8 +14,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_mdbroker");
 
 /// Starts `mdbroker` on an ephemeral port and reads the endpoint it logs.
 fn spawn_broker(extra: &[&str]) -> (Child, String) {
+    let interval: &[&str] = if extra.contains(&"--heartbeat-interval") {
+        &[]
+    } else {
+        &["--heartbeat-interval", "100"]
+    };
     let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
+        .args(["--bind", "tcp://127.0.0.1:*"])
+        .args(interval)
         .args(extra)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -130,6 +136,49 @@ fn a_peer_claiming_the_first_automatic_id_cannot_crash_the_daemon() {
     }
     assert_served(&claimer);
     assert!(child.try_wait().expect("try_wait").is_none(), "the broker died");
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_stopped_and_continued_broker_deletes_none_of_its_live_workers() {
+    // Field input (issue 14, section 5A): --heartbeat-interval 500 (expiry
+    // 1.5 s), workers heartbeating every 500 ms, the broker stopped for
+    // 1.4 s (SIGSTOP) and continued.
+    let (mut child, endpoint) = spawn_broker(&["--heartbeat-interval", "500"]);
+    let workers: Vec<Peer> = (0..40).map(|_| Peer::connect(&endpoint)).collect();
+    for worker in &workers {
+        worker.send(&[b"", b"MDPW01", &[1], b"echo"]);
+    }
+    wait_for_service(&endpoint, "echo");
+    let stop_at = Instant::now() + Duration::from_millis(700);
+    let resume_at = stop_at + Duration::from_millis(1400);
+    let watch_until = resume_at + Duration::from_millis(1500);
+    let (mut stopped, mut continued) = (false, false);
+    let mut next_heartbeat = Instant::now();
+    while Instant::now() < watch_until {
+        if Instant::now() >= next_heartbeat {
+            for worker in &workers {
+                worker.send(&[b"", b"MDPW01", &[4]]);
+            }
+            next_heartbeat += Duration::from_millis(500);
+        }
+        if !stopped && Instant::now() >= stop_at {
+            signal(&child, "STOP");
+            stopped = true;
+        }
+        if !continued && Instant::now() >= resume_at {
+            signal(&child, "CONT");
+            continued = true;
+        }
+        for worker in &workers {
+            while let Ok(msg) = worker.socket.recv_multipart(zmq::DONTWAIT) {
+                assert!(is_heartbeat(&msg), "a live worker got {msg:?}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     signal(&child, "TERM");
     let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
     assert!(status.success(), "{status:?}");

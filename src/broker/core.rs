@@ -31,6 +31,7 @@ use crate::protocol::{
 };
 
 use super::clients::Clients;
+use super::clock::Clock;
 use super::config::Config;
 use super::mmi;
 use super::service::{Request, Service};
@@ -82,6 +83,9 @@ pub struct Broker {
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
+    /// The broker's time, which stands still while the broker cannot run;
+    /// every deadline below is in it.
+    clock: Clock,
     /// The ticks every timer entry falls on.
     grid: Grid,
     /// When each worker next needs a heartbeat or an expiry check.
@@ -96,6 +100,7 @@ impl Broker {
     /// at `now`.
     pub fn new(config: Config, now: Instant) -> Broker {
         Broker {
+            clock: Clock::new(config.timer_resolution()),
             grid: Grid::new(now, config.timer_resolution()),
             config,
             services: HashMap::new(),
@@ -145,12 +150,24 @@ impl Broker {
         std::mem::swap(&mut self.outbox, into);
     }
 
-    /// When [`Broker::tick`] next has work to do.
+    /// When [`Broker::tick`] next has work to do (a real instant).
     pub fn next_deadline(&self) -> Option<Instant> {
+        self.next_timer().map(|at| self.clock.real(at))
+    }
+
+    /// The earliest timer entry, in broker time.
+    fn next_timer(&self) -> Option<Instant> {
         match (self.worker_timers.next(), self.request_timers.next()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Broker time at the real instant `now` (see `clock`): every entry
+    /// point converts its `now` here first.
+    fn broker_time(&mut self, now: Instant) -> Instant {
+        let due = self.next_timer();
+        self.clock.now(now, due)
     }
 
     fn new_key(&mut self) -> u64 {
@@ -162,6 +179,7 @@ impl Broker {
     /// ROUTER identity. Invalid messages are logged at debug level and
     /// dropped.
     pub fn handle(&mut self, identity: Frame, frames: Vec<Frame>, now: Instant) {
+        let now = self.broker_time(now);
         if let [only] = &frames[..]
             && only.is_empty()
         {
@@ -523,6 +541,7 @@ impl Broker {
     /// request, that delivery does not count; a client's reply, or a
     /// DISCONNECT to a forgotten worker, is simply lost.
     pub fn send_failed(&mut self, recipient: Recipient, now: Instant) {
+        let now = self.broker_time(now);
         match recipient {
             Recipient::Worker(key) => self.worker_unreachable(key, false, now),
             Recipient::WorkerRequest(key) => self.worker_unreachable(key, true, now),
@@ -541,6 +560,7 @@ impl Broker {
 
     /// Does what is due at `now`: heartbeats, worker expiry, request expiry.
     pub fn tick(&mut self, now: Instant) {
+        let now = self.broker_time(now);
         while let Some((at, raw)) = self.worker_timers.pop_due(now) {
             self.worker_timer(WorkerKey(raw), at, now);
         }

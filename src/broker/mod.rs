@@ -21,6 +21,7 @@
 )]
 
 mod clients;
+mod clock;
 mod config;
 mod core;
 mod mmi;

@@ -45,9 +45,20 @@ impl Harness {
         self.broker.handle(Frame::from(identity), frames, self.now);
     }
 
+    /// Moves time on by `by` as a running broker sees it: waking at each
+    /// deadline (in steps of at most one timer step), never oversleeping.
     fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        let step = self.broker.config().timer_resolution().max(Duration::from_millis(1));
+        while self.now < end {
+            self.now = (self.now + step).min(end);
+            self.broker.tick(self.now);
+        }
+    }
+
+    /// The broker process stops for `by` and continues: one late wake-up.
+    fn pause(&mut self, by: Duration) {
         self.now += by;
-        self.broker.tick(self.now);
     }
 
     fn sent(&mut self) -> Vec<Sent> {
@@ -675,4 +686,34 @@ fn a_worker_whose_connection_closed_is_deleted_and_its_request_redelivered() {
     assert_eq!(h.sent(), vec![], "no DISCONNECT to a closed connection");
     h.ready_v01("w2", "echo");
     assert_eq!(h.sent()[0].0, b"w2");
+}
+
+#[test]
+fn a_pause_of_the_broker_shorter_than_the_expiry_deletes_no_worker() {
+    // Field input (issue 14, section 5A): 500 ms heartbeats (expiry 1.5 s),
+    // the broker stopped for 1.4 s while its workers kept heartbeating.
+    let mut h = Harness::with(Config {
+        heartbeat_interval: Duration::from_millis(500),
+        ..config()
+    });
+    for n in 0..200 {
+        h.ready_v01(&format!("w{n}"), "echo");
+    }
+    h.advance(Duration::from_millis(400));
+    for n in 0..200 {
+        h.send(&format!("w{n}"), &[b"", b"MDPW01", &[4]]);
+    }
+    h.sent();
+    h.pause(Duration::from_millis(1400));
+    // On waking the broker runs its timers before it has read anything.
+    h.broker.tick(h.now);
+    // Then the heartbeats sent during the pause come in.
+    for n in 0..200 {
+        h.send(&format!("w{n}"), &[b"", b"MDPW01", &[4]]);
+    }
+    assert_eq!(h.broker.worker_count(), 200);
+    assert!(h.sent().iter().all(|(_, frames)| frames[2] == [4]), "only heartbeats");
+    // Time then counts again: a worker silent for the expiry is deleted.
+    h.advance(Duration::from_millis(1700));
+    assert_eq!(h.broker.worker_count(), 0);
 }
