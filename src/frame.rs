@@ -285,13 +285,31 @@ pub fn recv_multipart(socket: &mut zmq::Socket, dontwait: bool) -> Result<Vec<Fr
 /// queue is full), nothing is sent and the error is returned; libzmq
 /// accepts the rest of a message once its first frame went through.
 pub fn send_multipart(socket: &mut zmq::Socket, frames: Vec<Frame>) -> Result<(), zmq::Error> {
+    try_send_multipart(socket, frames).map_err(|(error, _)| error)
+}
+
+/// Like [`send_multipart`], but a message that could not be sent at all
+/// comes back with the error, whole, to be sent again later (the frames
+/// are empty if libzmq failed part way, which it does not do for a message
+/// whose first frame it took).
+pub fn try_send_multipart(socket: &mut zmq::Socket, frames: Vec<Frame>) -> Result<(), (zmq::Error, Vec<Frame>)> {
     let last = frames.len().saturating_sub(1);
-    for (i, frame) in frames.into_iter().enumerate() {
+    let mut frames = frames.into_iter();
+    let mut i = 0;
+    while let Some(frame) = frames.next() {
         let mut flags = zmq_sys::ZMQ_DONTWAIT as c_int;
         if i < last {
             flags |= zmq_sys::ZMQ_SNDMORE as c_int;
         }
-        frame.send(socket, flags).map_err(|(e, _)| e)?;
+        if let Err((error, frame)) = frame.send(socket, flags) {
+            let unsent = if i == 0 {
+                std::iter::once(frame).chain(frames).collect()
+            } else {
+                Vec::new()
+            };
+            return Err((error, unsent));
+        }
+        i += 1;
     }
     Ok(())
 }

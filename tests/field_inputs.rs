@@ -116,3 +116,72 @@ fn retries_of_departed_clients_are_not_dispatched() {
     let request = worker.recv_skipping_heartbeats();
     assert_eq!(request[5], b"now");
 }
+
+/// Section 3: an MDP/0.2 worker streams `parts` PARTIALs of `size` bytes
+/// and a FINAL to an MDP/0.2 client that reads nothing for `stall`. Returns
+/// the sequence numbers of the PARTIALs the client got, and whether the
+/// FINAL came.
+fn stream_to_a_stalled_client(
+    config: majordomo::broker::Config,
+    parts: u32,
+    size: usize,
+    stall: std::time::Duration,
+) -> (Vec<u32>, bool) {
+    use std::time::Duration;
+    let broker = TestBroker::start_with(config);
+    let worker = v02_worker(&broker.endpoint, "stream");
+    let client = Peer::connect(&broker.endpoint);
+    client.send(&[b"MDPC02", &[1], b"stream", b"go"]);
+    let request = worker.recv_skipping_heartbeats();
+    let address = request[2].clone();
+    let started = std::time::Instant::now();
+    let mut body = vec![0u8; size];
+    for seq in 0..parts {
+        body[..4].copy_from_slice(&seq.to_be_bytes());
+        worker.send(&[b"MDPW02", &[3], &address, b"", &body]);
+    }
+    worker.send(&[b"MDPW02", &[4], &address, b"", b"end"]);
+    // The client reads nothing for a while (the input's slow reader).
+    if let Some(rest) = stall.checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let mut seen = Vec::new();
+    let mut final_came = false;
+    while let Some(msg) = client.recv_within(Duration::from_millis(1000)) {
+        match msg[1][..] {
+            [2] => seen.push(u32::from_be_bytes([msg[3][0], msg[3][1], msg[3][2], msg[3][3]])),
+            [3] => {
+                final_came = true;
+                break;
+            }
+            _ => panic!("unexpected {msg:?}"),
+        }
+    }
+    (seen, final_came)
+}
+
+#[test]
+fn a_stream_to_a_client_that_reads_late_arrives_whole_and_in_order() {
+    use std::time::Duration;
+    let (seen, final_came) = stream_to_a_stalled_client(patient_config(), 20_000, 1024, Duration::from_millis(1500));
+    assert_eq!(seen.len(), 20_000);
+    assert!(
+        seen.iter().enumerate().all(|(i, seq)| *seq == i as u32),
+        "in order, no holes"
+    );
+    assert!(final_came);
+}
+
+#[test]
+fn a_stream_past_the_backlog_bound_stops_without_its_final() {
+    use std::time::Duration;
+    let mut config = patient_config();
+    config.max_client_backlog = 2 << 20;
+    let (seen, final_came) = stream_to_a_stalled_client(config, 5_000, 16 * 1024, Duration::from_millis(1000));
+    assert!(!final_came, "a stream with a hole must not end with a FINAL");
+    assert!(seen.len() < 5_000);
+    assert!(
+        seen.iter().enumerate().all(|(i, seq)| *seq == i as u32),
+        "what came is a prefix, in order"
+    );
+}

@@ -49,6 +49,16 @@ struct Args {
     /// holding it) before the broker drops it.
     #[arg(long, value_name = "N", default_value_t = Config::default().max_deliveries, value_parser = clap::value_parser!(u32).range(1..))]
     max_deliveries: u32,
+
+    /// Most bytes of replies kept for one client that reads slowly (its
+    /// pipe is full); past it the reply stream being sent stops without its
+    /// FINAL, so the client's timeout and retry apply.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_client_backlog)]
+    max_client_backlog: usize,
+
+    /// Most bytes of replies kept for all slow clients together.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_total_backlog)]
+    max_total_backlog: usize,
 }
 
 impl Args {
@@ -59,6 +69,8 @@ impl Args {
         config.busy_timeout = Duration::from_millis(self.busy_timeout);
         config.request_timeout = (self.request_timeout > 0).then(|| Duration::from_millis(self.request_timeout));
         config.max_deliveries = self.max_deliveries;
+        config.max_client_backlog = self.max_client_backlog;
+        config.max_total_backlog = self.max_total_backlog;
         config
     }
 }

@@ -41,6 +41,13 @@ pub struct Config {
     /// gives up on it (a request that kills every worker must not loop).
     /// Default: 3.
     pub max_deliveries: u32,
+    /// Most bytes of replies kept for one client whose pipe is full (it
+    /// reads slowly); past it, the stream being sent stops without its
+    /// FINAL. Default: 32 MiB.
+    pub max_client_backlog: usize,
+    /// Most bytes of replies kept for all such clients together.
+    /// Default: 256 MiB.
+    pub max_total_backlog: usize,
 }
 
 impl Default for Config {
@@ -51,6 +58,8 @@ impl Default for Config {
             busy_timeout: Duration::from_secs(300),
             request_timeout: Some(Duration::from_secs(60)),
             max_deliveries: 3,
+            max_client_backlog: 32 << 20,
+            max_total_backlog: 256 << 20,
         }
     }
 }

@@ -47,11 +47,38 @@ pub struct WorkerKey(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceKey(u64);
 
+/// Which reply stream a message to a client belongs to: one per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPart {
+    /// The request this replies to (unique for the broker's life).
+    pub request: u64,
+    /// Whether this is its FINAL (or MDP/0.1 REPLY).
+    pub last: bool,
+}
+
+/// The client a reply goes to, and the request (stream) it answers.
+struct ReplyTo {
+    client: Frame,
+    dialect: Dialect,
+    request: u64,
+}
+
+impl ReplyTo {
+    fn request(request: &Request) -> ReplyTo {
+        ReplyTo {
+            client: request.client.share(),
+            dialect: request.dialect,
+            request: request.id,
+        }
+    }
+}
+
 /// Who an outbound message is for, which says what a failed send means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recipient {
-    /// A client: if it is gone, its reply is dropped and nothing changes.
-    Client,
+    /// A client, with the reply stream the message belongs to: if its pipe
+    /// is full the reply waits (see `backlog`); if it is gone, it is lost.
+    Client(StreamPart),
     /// A registered worker: if it cannot be reached, it is dead.
     Worker(WorkerKey),
     /// A registered worker, and the message hands it a request: if it
@@ -228,12 +255,19 @@ impl Broker {
         if protocol::is_mmi(&cmd.service) {
             let status = mmi::answer(&cmd.service, &cmd.body, |name| self.has_workers(name));
             let body = vec![Frame::from_slice(status.code())];
-            self.reply_to_client(client, dialect, ReplyKind::Final, cmd.service, body);
+            let request = self.new_key();
+            let to = ReplyTo {
+                client,
+                dialect,
+                request,
+            };
+            self.reply_to_client(to, ReplyKind::Final, cmd.service, body);
             return;
         }
         let key = self.require_service(&cmd.service);
         let connection = self.clients.connection(&client);
         let request = Request {
+            id: self.new_key(),
             connection,
             client,
             dialect,
@@ -344,7 +378,12 @@ impl Broker {
         }
     }
 
-    fn reply_to_client(&mut self, client: Frame, dialect: Dialect, kind: ReplyKind, service: Frame, body: Vec<Frame>) {
+    fn reply_to_client(&mut self, to: ReplyTo, kind: ReplyKind, service: Frame, body: Vec<Frame>) {
+        let ReplyTo {
+            client,
+            dialect,
+            request,
+        } = to;
         debug!(
             "-> client {} {dialect} {} ({} body frames)",
             Hex(&client),
@@ -354,8 +393,9 @@ impl Broker {
         let mut frames = Vec::with_capacity(4 + body.len());
         frames.push(client);
         protocol::encode_reply(&mut frames, dialect, ClientReply { kind, service, body });
+        let last = kind == ReplyKind::Final;
         self.outbox.push(Outbound {
-            recipient: Recipient::Client,
+            recipient: Recipient::Client(StreamPart { request, last }),
             frames,
         });
     }
@@ -456,8 +496,9 @@ impl Broker {
             );
             return;
         };
-        let (client, dialect, service) = (request.client.share(), request.dialect, request.service.share());
-        self.reply_to_client(client, dialect, ReplyKind::Partial(streaming), service, body);
+        let service = request.service.share();
+        let to = ReplyTo::request(request);
+        self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
     }
 
     fn worker_final(&mut self, key: WorkerKey, client: &[u8], body: Vec<Frame>, now: Instant) {
@@ -475,7 +516,8 @@ impl Broker {
             service.push_idle(key, ticket);
         }
         let request = job.request;
-        self.reply_to_client(request.client, request.dialect, ReplyKind::Final, request.service, body);
+        let to = ReplyTo::request(&request);
+        self.reply_to_client(to, ReplyKind::Final, request.service, body);
         self.dispatch(service_key, now);
     }
 
@@ -545,7 +587,7 @@ impl Broker {
         match recipient {
             Recipient::Worker(key) => self.worker_unreachable(key, false, now),
             Recipient::WorkerRequest(key) => self.worker_unreachable(key, true, now),
-            Recipient::Client | Recipient::Departing => debug!("message to a departed peer dropped"),
+            Recipient::Client(_) | Recipient::Departing => debug!("message to a departed peer dropped"),
         }
     }
 

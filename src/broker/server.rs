@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 
-use super::{Broker, Config, Outbound};
+use super::backlog::{self, Backlog, Failure, Offer};
+use super::core::StreamPart;
+use super::{Broker, Config, Outbound, Recipient};
 use crate::frame::{self, Frame};
 use crate::poll;
 
@@ -136,6 +138,10 @@ pub struct Server {
     socket: zmq::Socket,
     endpoints: Vec<String>,
     broker: Broker,
+    /// Replies waiting for clients whose pipes are full.
+    backlog: Backlog,
+    /// When the backlog is next retried, while it holds anything.
+    retry_at: Option<Instant>,
     stop_rx: UnixStream,
     stop_tx: Arc<UnixStream>,
     // Dropped last: terminating the context waits for the socket's linger.
@@ -177,6 +183,8 @@ impl Server {
         Ok(Server {
             socket,
             endpoints: bound,
+            backlog: Backlog::new(config.max_client_backlog, config.max_total_backlog),
+            retry_at: None,
             broker: Broker::new(config, Instant::now()),
             stop_rx,
             stop_tx: Arc::new(stop_tx),
@@ -211,6 +219,7 @@ impl Server {
         loop {
             self.broker.tick(Instant::now());
             self.flush(&mut outbox);
+            self.retry_backlog();
             let (readable, stop) = self.wait()?;
             if stop {
                 break;
@@ -221,17 +230,18 @@ impl Server {
         }
         self.broker.shutdown();
         self.flush(&mut outbox);
-        info!("stopped");
+        info!("stopped; {:?}; {:?}", self.broker.stats(), self.backlog.stats());
         Ok(())
     }
 
     /// Polls until a message arrives, a stop is requested, or the broker's
     /// next deadline. Returns (socket readable, stop requested).
     fn wait(&mut self) -> Result<(bool, bool), ServerError> {
-        let timeout = match self.broker.next_deadline() {
-            Some(at) => poll::until_ms(at),
-            None => -1,
+        let wake_at = match (self.broker.next_deadline(), self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
+        let timeout = wake_at.map_or(-1, poll::until_ms);
         let mut items = [
             self.socket.as_poll_item(zmq::POLLIN),
             zmq::PollItem::from_fd(self.stop_rx.as_raw_fd(), zmq::POLLIN),
@@ -284,13 +294,52 @@ impl Server {
             }
             let now = Instant::now();
             for out in outbox.drain(..) {
-                if let Err(error) = frame::send_multipart(&mut self.socket, out.frames) {
-                    debug!("send failed: {error}");
-                    self.broker.send_failed(out.recipient, now);
+                match out.recipient {
+                    Recipient::Client(part) => self.send_to_client(out.frames, part, now),
+                    recipient => {
+                        if let Err(error) = frame::send_multipart(&mut self.socket, out.frames) {
+                            debug!("send failed: {error}");
+                            self.broker.send_failed(recipient, now);
+                        }
+                    }
                 }
             }
         }
     }
+
+    /// Sends a reply to a client, unless it must wait behind others in the
+    /// backlog, which also decides what a full pipe means.
+    fn send_to_client(&mut self, frames: Vec<frame::Frame>, part: StreamPart, now: Instant) {
+        let Offer::Send(frames) = self.backlog.offer(frames, part, now) else {
+            return;
+        };
+        if let Err((failure, frames)) = send_reply(&mut self.socket, frames) {
+            self.backlog.failed(frames, part, failure, now);
+            if self.retry_at.is_none() {
+                self.retry_at = Some(now + backlog::RETRY_INTERVAL);
+            }
+        }
+    }
+
+    /// Sends what clients' backlogs hold, if it is time to try again.
+    fn retry_backlog(&mut self) {
+        let Some(at) = self.retry_at else { return };
+        let now = Instant::now();
+        if now < at {
+            return;
+        }
+        let socket = &mut self.socket;
+        self.backlog.retry(|frames| send_reply(socket, frames));
+        self.retry_at = self.backlog.is_waiting().then(|| now + backlog::RETRY_INTERVAL);
+    }
+}
+
+/// Sends a reply to a client; a full pipe and a gone client fail apart.
+fn send_reply(socket: &mut zmq::Socket, frames: Vec<frame::Frame>) -> Result<(), (Failure, Vec<frame::Frame>)> {
+    frame::try_send_multipart(socket, frames).map_err(|(error, frames)| match error {
+        zmq::Error::EAGAIN => (Failure::Full, frames),
+        _ => (Failure::Gone, frames),
+    })
 }
 
 impl fmt::Debug for Server {

@@ -25,6 +25,8 @@ const SWEEP_MIN_STALE: usize = 16;
 /// out: in its service's queue, then held by the worker processing it.
 #[derive(Debug)]
 pub struct Request {
+    /// Names it (and its reply stream) for the broker's life.
+    pub id: u64,
     /// The client's routing identity, as the ROUTER socket gave it.
     pub client: Frame,
     /// The client connection it came on.

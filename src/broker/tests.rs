@@ -15,6 +15,7 @@ fn config() -> Config {
         busy_timeout: Duration::from_secs(10),
         request_timeout: Some(Duration::from_secs(2)),
         max_deliveries: 3,
+        ..Config::default()
     }
 }
 
