@@ -6,6 +6,7 @@
 //! ```
 
 use clap::Parser;
+use majordomo::protocol::Framing;
 use majordomo::{Version, Worker, WorkerConfig};
 
 #[derive(Parser)]
@@ -29,6 +30,10 @@ struct Args {
     /// Heartbeat interval in milliseconds (match the broker's).
     #[arg(long, default_value_t = 2500)]
     heartbeat_interval: u64,
+    /// Speak MDP/0.2 with the leading empty frame, which majortomo's broker
+    /// requires (implies --version 2).
+    #[arg(long)]
+    majortomo: bool,
     /// Log the worker's link to the broker.
     #[arg(short, long)]
     verbose: bool,
@@ -38,23 +43,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let level = if args.verbose { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    let version = if args.version == 2 { Version::V02 } else { Version::V01 };
-    if args.partials > 0 && version != Version::V02 {
+    let mut config = WorkerConfig::default();
+    config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
+    config.heartbeat_interval = std::time::Duration::from_millis(args.heartbeat_interval);
+    if args.majortomo {
+        config.version = Version::V02;
+        config.framing = Framing::Delimited;
+    }
+    if args.partials > 0 && config.version != Version::V02 {
         return Err("--partials needs --version 2".into());
     }
-    let config = WorkerConfig {
-        version,
-        heartbeat_interval: std::time::Duration::from_millis(args.heartbeat_interval),
-        ..WorkerConfig::default()
-    };
     let mut worker = Worker::connect(&args.broker, &args.service, config)?;
     let mut served = 0u64;
     while args.count == 0 || served < args.count {
-        let request = worker.recv()?;
+        let mut request = worker.recv()?;
         for i in 0..args.partials {
             worker.partial(&request, [format!("partial {i}")])?;
         }
-        let body: Vec<Vec<u8>> = request.body.iter().map(|f| f.to_vec()).collect();
+        let body = std::mem::take(&mut request.body); // the frames move back out
         worker.reply(request, body)?;
         served += 1;
     }

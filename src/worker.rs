@@ -1,27 +1,59 @@
 //! An MDP worker: registers one service with a broker, hands the program
 //! each request, sends its replies, and keeps the link to the broker alive.
 //!
-//! Why a thread: the classic worker API (zguide mdwrkapi) only talks to the
-//! broker when the program calls it, so it cannot heartbeat while the
-//! program works on a request, and a broker must then either wait a long
-//! time before declaring it dead or kill long requests. This worker's
-//! socket belongs to a background thread that heartbeats on schedule
-//! whatever the program is doing. The broker therefore holds it to the
-//! normal liveness even while busy and notices its death within
-//! liveness x interval, and its request is redelivered quickly.
+//! # Why two owners of one socket
 //!
-//! The same thread watches the broker: if the broker falls silent for
-//! liveness x interval, or sends DISCONNECT, it closes the socket, waits
-//! (doubling the wait on each failed attempt, up to a limit), and registers
-//! again on a new socket. The program never notices, except that a request
-//! received before a reconnection can no longer be answered: its reply is
-//! dropped, because the broker that sent it has forgotten it (and has
-//! redelivered it, or the client retries).
+//! The classic worker API (zguide mdwrkapi) only talks to the broker when
+//! the program calls it, so it cannot heartbeat while the program works on
+//! a request; a broker must then either wait a long time before declaring
+//! it dead or kill long requests. This worker heartbeats on schedule
+//! whatever the program is doing, so the broker holds it to the normal
+//! liveness even while busy, notices its death within liveness x interval,
+//! and hands its request to another worker quickly.
 //!
-//! The program and the thread talk over an inproc PAIR socket, so request
-//! and reply bodies move between them without copies.
+//! Giving the socket to a background thread for good does that, but then
+//! every request and every reply crosses between two threads, and on a
+//! loaded machine those two wake-ups per request cost about a fifth of the
+//! round-trip rate (measured against the zguide C worker, see
+//! docs/benchmarks.md). So the socket and its timers (the link) sit behind
+//! a mutex, and whoever holds the mutex does the link's work:
+//!
+//! * inside [`Worker::recv`] the program's own thread holds it: it polls
+//!   the socket, heartbeats, watches the broker and reconnects while it
+//!   waits, and returns with the request it read, as the C worker does;
+//! * inside [`Worker::reply`] and [`Worker::partial`] it holds it just long
+//!   enough to send;
+//! * between the two, while the program works, a background thread (the
+//!   keeper) takes it at each deadline to send HEARTBEAT, read what the
+//!   broker sent (heartbeats, DISCONNECT) and reconnect if need be.
+//!
+//! The keeper never waits for the mutex: it only tries it, and if the
+//! program holds it the keeper sleeps until the next deadline the program
+//! published when it last let go (or, when that has passed because the
+//! program is waiting in `recv` and doing the work itself, until the
+//! program lets go). A request therefore costs one uncontended lock and no
+//! thread hop, and a program that waits for requests costs the keeper no
+//! wake-ups at all. While the program is busy the broker's messages are
+//! read at the keeper's deadlines, at least once per heartbeat interval,
+//! so a DISCONNECT then takes up to one interval to act on.
+//!
+//! # Reconnecting
+//!
+//! If the broker falls silent for [`WorkerConfig::expiry`], or sends
+//! DISCONNECT, the link closes its socket, waits (doubling the wait on each
+//! failed attempt, up to a limit), and registers again on a new socket.
+//! The program never notices, except that a request received before a
+//! reconnection can no longer be answered: its reply is dropped, because
+//! the broker that sent it has forgotten it (and has given it to another
+//! worker, or the client retries).
+//!
+//! Every send is non-blocking and, as 7/MDP asks, a HEARTBEAT is only sent
+//! when nothing else was sent for a whole interval: any command restarts
+//! the heartbeat clock.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,20 +61,41 @@ use log::{debug, info, warn};
 
 use crate::frame::{self, Frame};
 use crate::poll;
-use crate::protocol::{self, Dialect, FromWorker, ToWorker, Version};
+use crate::protocol::{self, Dialect, Framing, FromWorker, Streaming, ToWorker, Version};
 
-/// How a worker talks to its broker.
+/// How a worker talks to its broker. Start from
+/// [`WorkerConfig::default`] and change the fields you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use majordomo::protocol::Framing;
+/// use majordomo::{Version, WorkerConfig};
+///
+/// let mut config = WorkerConfig::default();
+/// config.version = Version::V02;
+/// config.framing = Framing::Delimited; // for majortomo's broker
+/// config.heartbeat_interval = Duration::from_secs(1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerConfig {
-    /// The protocol version to speak (MDP/0.2 is needed for PARTIAL replies).
+    /// The protocol version to speak (MDP/0.2 is needed for PARTIAL
+    /// replies). Default: MDP/0.1.
     pub version: Version,
-    /// How often to send HEARTBEAT; should match the broker's interval.
+    /// MDP/0.2 only: whether commands start with an empty frame. 18/MDP
+    /// drops it ([`Framing::Bare`], the default); majortomo's broker
+    /// requires it ([`Framing::Delimited`]). MDP/0.1 always has it.
+    pub framing: Framing,
+    /// How often to send HEARTBEAT when nothing else was sent; should match
+    /// the broker's interval. Default: 2,500 ms.
     pub heartbeat_interval: Duration,
-    /// Missed intervals after which the broker is taken for dead.
+    /// Heartbeat intervals the broker may stay silent before the worker
+    /// takes it for dead and reconnects. Default: 3.
     pub heartbeat_liveness: u32,
     /// First wait before reconnecting; doubles on each failed attempt.
+    /// Default: 100 ms.
     pub reconnect_delay: Duration,
-    /// Longest wait before reconnecting.
+    /// Longest wait before reconnecting. Default: 5 s.
     pub max_reconnect_delay: Duration,
 }
 
@@ -50,6 +103,7 @@ impl Default for WorkerConfig {
     fn default() -> WorkerConfig {
         WorkerConfig {
             version: Version::V01,
+            framing: Framing::Bare,
             heartbeat_interval: Duration::from_millis(2500),
             heartbeat_liveness: 3,
             reconnect_delay: Duration::from_millis(100),
@@ -58,32 +112,65 @@ impl Default for WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// How long the broker may stay silent before the worker takes it for
+    /// dead: `heartbeat_liveness` x `heartbeat_interval`.
+    pub fn expiry(&self) -> Duration {
+        self.heartbeat_interval.saturating_mul(self.heartbeat_liveness)
+    }
+
+    /// The dialect commands go out in.
+    fn dialect(&self) -> Dialect {
+        match self.version {
+            Version::V01 => Dialect::V01,
+            Version::V02 => Dialect {
+                framing: self.framing,
+                ..Dialect::V02
+            },
+        }
+    }
+}
+
 /// Why a worker call failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WorkerError {
-    /// The worker's link thread has stopped.
+    /// The background thread that heartbeats while the program works could
+    /// not be started.
+    Spawn(std::io::Error),
+    /// A socket call failed (for example, a malformed endpoint).
+    Socket(zmq::Error),
+    /// The worker's background thread has ended (it panicked), so it can no
+    /// longer keep its registration alive while the program works.
     Stopped,
     /// PARTIAL replies need MDP/0.2.
     PartialNeedsV02,
-    /// A socket call failed (for example, a malformed endpoint).
-    Zmq(zmq::Error),
 }
 
 impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WorkerError::Stopped => write!(f, "the worker has stopped"),
+            WorkerError::Spawn(_) => write!(f, "could not start the worker's heartbeat thread"),
+            WorkerError::Socket(_) => write!(f, "socket call failed"),
+            WorkerError::Stopped => write!(f, "the worker's heartbeat thread has stopped"),
             WorkerError::PartialNeedsV02 => write!(f, "PARTIAL replies need MDP/0.2"),
-            WorkerError::Zmq(e) => write!(f, "socket error: {e}"),
         }
     }
 }
 
-impl std::error::Error for WorkerError {}
+impl std::error::Error for WorkerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerError::Spawn(e) => Some(e),
+            WorkerError::Socket(e) => Some(e),
+            WorkerError::Stopped | WorkerError::PartialNeedsV02 => None,
+        }
+    }
+}
 
 impl From<zmq::Error> for WorkerError {
     fn from(e: zmq::Error) -> WorkerError {
-        WorkerError::Zmq(e)
+        WorkerError::Socket(e)
     }
 }
 
@@ -92,67 +179,87 @@ impl From<zmq::Error> for WorkerError {
 pub struct Request {
     /// The request body.
     pub body: Vec<Frame>,
+    /// The client's address, echoed in every reply.
     client: Frame,
+    /// The connection the request came on; a reply on a later one is dropped.
     generation: u64,
 }
 
-/// Tags of the messages the program sends the link thread.
-const TAG_FINAL: u8 = b'F';
-const TAG_PARTIAL: u8 = b'P';
-const TAG_STOP: u8 = b'S';
-
 /// A worker registered for one service.
+///
+/// The program calls [`recv`](Worker::recv) for a request, works on it, and
+/// answers with [`reply`](Worker::reply) (after any number of
+/// [`partial`](Worker::partial) replies, for MDP/0.2). Heartbeats keep
+/// flowing however long the work takes, and the worker reconnects by
+/// itself if the broker goes away. Dropping it sends DISCONNECT.
+///
+/// # Examples
+///
+/// An echo worker:
+///
+/// ```no_run
+/// use majordomo::{Version, Worker, WorkerConfig};
+///
+/// let mut config = WorkerConfig::default();
+/// config.version = Version::V02;
+/// let mut worker = Worker::connect("tcp://localhost:5555", "echo", config)?;
+/// for _ in 0..1000 {
+///     let mut request = worker.recv()?;
+///     worker.partial(&request, ["working on it"])?;
+///     let body = std::mem::take(&mut request.body); // moved, not copied
+///     worker.reply(request, body)?;
+/// }
+/// # Ok::<(), majordomo::WorkerError>(())
+/// ```
 pub struct Worker {
-    pipe: zmq::Socket,
-    version: Version,
-    thread: Option<JoinHandle<()>>,
-    _context: zmq::Context,
+    shared: Arc<Shared>,
+    /// The keeper thread; `None` only while dropping.
+    keeper: Option<JoinHandle<()>>,
+    /// Present for MDP/0.2: what a PARTIAL needs.
+    streaming: Option<Streaming>,
+    endpoint: String,
+    service: String,
 }
 
 impl Worker {
     /// Connects to the broker at `endpoint` and registers for `service`.
     pub fn connect(endpoint: &str, service: &str, config: WorkerConfig) -> Result<Worker, WorkerError> {
-        let context = zmq::Context::new();
-        let pipe = context.socket(zmq::PAIR)?;
-        // The context is this worker's own, so one fixed name is enough.
-        pipe.bind("inproc://majordomo-worker")?;
-        let link_pipe = context.socket(zmq::PAIR)?;
-        link_pipe.connect("inproc://majordomo-worker")?;
-        // Fail now on a malformed endpoint, not later on the thread.
-        let link = Link::new(&context, endpoint, service, config.clone())?;
-        let thread = std::thread::Builder::new()
-            .name(format!("mdp-worker-{service}"))
-            .spawn(move || link.run(link_pipe))
-            .map_err(|_| WorkerError::Stopped)?;
+        let streaming = config.dialect().streaming();
+        // Fails now on a malformed endpoint, not later on another thread.
+        let link = Link::new(endpoint, service, config)?;
+        let shared = Arc::new(Shared::new(link));
+        let keeper = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("mdp-worker-{service}"))
+                .spawn(move || shared.keep())
+                .map_err(WorkerError::Spawn)?
+        };
         Ok(Worker {
-            pipe,
-            version: config.version,
-            thread: Some(thread),
-            _context: context,
+            shared,
+            keeper: Some(keeper),
+            streaming,
+            endpoint: endpoint.to_owned(),
+            service: service.to_owned(),
         })
     }
 
     /// Waits for the next request.
     pub fn recv(&mut self) -> Result<Request, WorkerError> {
-        self.recv_timeout(None)?.ok_or(WorkerError::Stopped)
+        loop {
+            if let Some(request) = self.recv_timeout(None)? {
+                return Ok(request);
+            }
+        }
     }
 
     /// Waits at most `timeout` (forever if `None`) for the next request.
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Request>, WorkerError> {
-        let timeout_ms = timeout.map_or(-1, poll::timeout_ms);
-        if self.pipe.poll(zmq::POLLIN, timeout_ms)? == 0 {
-            return Ok(None);
-        }
-        let mut frames = frame::recv_multipart(&mut self.pipe, false)?.into_iter();
-        let (Some(generation), Some(client)) = (frames.next(), frames.next()) else {
-            return Err(WorkerError::Stopped);
-        };
-        let generation = u64::from_le_bytes(generation[..].try_into().map_err(|_| WorkerError::Stopped)?);
-        Ok(Some(Request {
-            body: frames.collect(),
-            client,
-            generation,
-        }))
+        let give_up_at = timeout.map(|t| later(Instant::now(), t));
+        let mut link = self.hold()?;
+        let request = link.recv_until(give_up_at);
+        self.shared.release(link);
+        request
     }
 
     /// Sends the final reply to `request` (MDP/0.1 REPLY, MDP/0.2 FINAL).
@@ -161,7 +268,9 @@ impl Worker {
         request: Request,
         body: impl IntoIterator<Item = B>,
     ) -> Result<(), WorkerError> {
-        self.send_to_link(TAG_FINAL, request.generation, request.client, body)
+        let body = body.into_iter().map(Into::into).collect();
+        let client = request.client;
+        self.answer(request.generation, FromWorker::Final { client, body })
     }
 
     /// Sends one PARTIAL reply to `request` (MDP/0.2 only); the final reply
@@ -171,45 +280,159 @@ impl Worker {
         request: &Request,
         body: impl IntoIterator<Item = B>,
     ) -> Result<(), WorkerError> {
-        if self.version != Version::V02 {
-            return Err(WorkerError::PartialNeedsV02);
-        }
-        self.send_to_link(TAG_PARTIAL, request.generation, request.client.share(), body)
+        let streaming = self.streaming.ok_or(WorkerError::PartialNeedsV02)?;
+        let body = body.into_iter().map(Into::into).collect();
+        let client = request.client.share();
+        let partial = FromWorker::Partial {
+            streaming,
+            client,
+            body,
+        };
+        self.answer(request.generation, partial)
     }
 
-    fn send_to_link<B: Into<Frame>>(
-        &mut self,
-        tag: u8,
-        generation: u64,
-        client: Frame,
-        body: impl IntoIterator<Item = B>,
-    ) -> Result<(), WorkerError> {
-        let mut frames = vec![
-            Frame::from_slice(&[tag]),
-            Frame::from_slice(&generation.to_le_bytes()),
-            client,
-        ];
-        frames.extend(body.into_iter().map(Into::into));
-        frame::send_multipart(&mut self.pipe, frames).map_err(|_| WorkerError::Stopped)
+    /// Sends a reply on the connection its request came from.
+    fn answer(&mut self, generation: u64, reply: FromWorker) -> Result<(), WorkerError> {
+        let mut link = self.hold()?;
+        link.answer(generation, reply);
+        self.shared.release(link);
+        Ok(())
+    }
+
+    /// Takes the link for the program. The keeper only ever holds it for a
+    /// few non-blocking socket calls, so this waits at most that long.
+    fn hold(&self) -> Result<MutexGuard<'_, Link>, WorkerError> {
+        if self.keeper.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err(WorkerError::Stopped);
+        }
+        Ok(self.shared.link())
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("endpoint", &self.endpoint)
+            .field("service", &self.service)
+            .field("streaming", &self.streaming.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl Drop for Worker {
-    /// Sends DISCONNECT to the broker and stops the link thread.
+    /// Stops the keeper and sends DISCONNECT to the broker. Never blocks for
+    /// long: the keeper is woken and makes no blocking call, the send does
+    /// not wait, and the socket lingers at most 100 ms to deliver it.
     fn drop(&mut self) {
-        let _ = frame::send_multipart(&mut self.pipe, vec![Frame::from_slice(&[TAG_STOP])]);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        self.shared.stop();
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
+        self.shared.link().disconnect();
+    }
+}
+
+/// What the program and the keeper share.
+struct Shared {
+    /// The socket and its timers, held by whoever is doing the link's work.
+    link: Mutex<Link>,
+    /// When the keeper is next needed, and whether it should stop.
+    schedule: Mutex<Schedule>,
+    /// Wakes the keeper: a deadline moved earlier, the program let go of
+    /// the link while the keeper waited for it, or the worker is dropped.
+    wake: Condvar,
+}
+
+/// The keeper's timetable, written by the program each time it lets go of
+/// the link.
+#[derive(Debug)]
+struct Schedule {
+    /// The link's next deadline when the program last let go of it.
+    due: Instant,
+    /// When the keeper will wake by itself; `None` while it waits for the
+    /// program to let go of the link.
+    keeper_wakes_at: Option<Instant>,
+    /// Set when the worker is dropped.
+    stopped: bool,
+}
+
+impl Shared {
+    fn new(link: Link) -> Shared {
+        Shared {
+            schedule: Mutex::new(Schedule {
+                due: link.next_deadline(),
+                keeper_wakes_at: None,
+                stopped: false,
+            }),
+            link: Mutex::new(link),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// The link, waiting for the keeper if it holds it. A panic while
+    /// holding it leaves nothing half-done that matters (each socket call
+    /// is whole), so a poisoned lock is used as it is.
+    fn link(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The program lets go of the link: it publishes the link's next
+    /// deadline and wakes the keeper only if the keeper would otherwise
+    /// sleep past it. In steady work that is never: each reply pushes the
+    /// next heartbeat later.
+    fn release(&self, link: MutexGuard<'_, Link>) {
+        let due = link.next_deadline();
+        drop(link);
+        let mut schedule = self.schedule();
+        schedule.due = due;
+        if schedule.keeper_wakes_at.is_none_or(|at| due < at) {
+            self.wake.notify_one();
+        }
+    }
+
+    fn stop(&self) {
+        self.schedule().stopped = true;
+        self.wake.notify_one();
+    }
+
+    /// The keeper thread: at each deadline, does the link's work if the
+    /// program is not doing it.
+    fn keep(&self) {
+        let mut schedule = self.schedule();
+        while !schedule.stopped {
+            let wake_at = match self.link.try_lock() {
+                Ok(mut link) => Some(link.tick()),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner().tick()),
+                // The program holds the link; if its deadline has passed,
+                // the program is in `recv` doing the work itself.
+                Err(TryLockError::WouldBlock) => (schedule.due > Instant::now()).then_some(schedule.due),
+            };
+            schedule.keeper_wakes_at = wake_at;
+            schedule = match wake_at {
+                Some(at) => {
+                    let timeout = at.saturating_duration_since(Instant::now());
+                    self.wake
+                        .wait_timeout(schedule, timeout)
+                        .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard)
+                }
+                None => self.wake.wait(schedule).unwrap_or_else(PoisonError::into_inner),
+            };
         }
     }
 }
 
-/// The link thread's state: the socket to the broker and its timers.
+/// The link to the broker: the socket and its timers.
 struct Link {
     context: zmq::Context,
     endpoint: String,
     service: String,
     config: WorkerConfig,
+    dialect: Dialect,
+    /// `None` while waiting to reconnect.
     socket: Option<zmq::Socket>,
     /// Counts connections; a reply for an older one is dropped.
     generation: u64,
@@ -219,15 +442,20 @@ struct Link {
     /// While disconnected: when to connect again.
     reconnect_at: Option<Instant>,
     delay: Duration,
+    /// Requests read while the program was busy (normally none: a broker
+    /// sends a request only to an idle worker, but a reconnection makes a
+    /// busy worker idle in the broker's eyes).
+    requests: VecDeque<Request>,
 }
 
 impl Link {
-    fn new(context: &zmq::Context, endpoint: &str, service: &str, config: WorkerConfig) -> Result<Link, zmq::Error> {
+    fn new(endpoint: &str, service: &str, config: WorkerConfig) -> Result<Link, zmq::Error> {
         let now = Instant::now();
         let mut link = Link {
-            context: context.clone(),
+            context: zmq::Context::new(),
             endpoint: endpoint.to_owned(),
             service: service.to_owned(),
+            dialect: config.dialect(),
             delay: config.reconnect_delay,
             config,
             socket: None,
@@ -235,17 +463,10 @@ impl Link {
             broker_expires_at: now,
             heartbeat_at: now,
             reconnect_at: None,
+            requests: VecDeque::new(),
         };
         link.connect()?;
         Ok(link)
-    }
-
-    fn dialect(&self) -> Dialect {
-        Dialect::standard(self.config.version)
-    }
-
-    fn expiry(&self) -> Duration {
-        self.config.heartbeat_interval * self.config.heartbeat_liveness
     }
 
     /// A new socket, and READY on it.
@@ -256,60 +477,91 @@ impl Link {
         self.socket = Some(socket);
         self.generation += 1;
         self.reconnect_at = None;
-        let now = Instant::now();
-        self.broker_expires_at = now + self.expiry();
-        self.send(FromWorker::Ready {
-            service: Frame::from(self.service.as_str()),
-        });
+        self.heard_from_broker();
+        let service = Frame::from(self.service.as_str());
+        self.send(FromWorker::Ready { service });
         info!("worker for '{}' registering with {}", self.service, self.endpoint);
         Ok(())
     }
 
+    /// Sends a command without waiting, and restarts the heartbeat clock.
     fn send(&mut self, cmd: FromWorker) {
-        let dialect = self.dialect();
         let Some(socket) = self.socket.as_mut() else { return };
         let mut frames = Vec::new();
-        protocol::encode_from_worker(&mut frames, dialect, cmd);
+        protocol::encode_from_worker(&mut frames, self.dialect, cmd);
         if frame::send_multipart(socket, frames).is_err() {
             debug!("send to broker failed; heartbeating will notice if it is gone");
         }
-        self.heartbeat_at = Instant::now() + self.config.heartbeat_interval;
+        self.heartbeat_at = later(Instant::now(), self.config.heartbeat_interval);
+    }
+
+    /// Sends a reply, unless its request came on an earlier connection.
+    fn answer(&mut self, generation: u64, reply: FromWorker) {
+        if generation != self.generation || self.socket.is_none() {
+            debug!("reply to a request from an earlier connection dropped");
+            return;
+        }
+        self.send(reply);
+    }
+
+    /// Says goodbye to the broker, if connected.
+    fn disconnect(&mut self) {
+        self.send(FromWorker::Disconnect);
+    }
+
+    fn heard_from_broker(&mut self) {
+        self.broker_expires_at = later(Instant::now(), self.config.expiry());
     }
 
     /// Closes the socket and schedules the next connection attempt.
     fn schedule_reconnect(&mut self, delay: Duration) {
         self.socket = None;
-        self.reconnect_at = Some(Instant::now() + delay);
-    }
-
-    fn run(mut self, mut pipe: zmq::Socket) {
-        loop {
-            self.on_time();
-            let timeout_ms = poll::until_ms(self.next_deadline());
-            let (pipe_ready, socket_ready) = {
-                let mut items = vec![pipe.as_poll_item(zmq::POLLIN)];
-                if let Some(socket) = &self.socket {
-                    items.push(socket.as_poll_item(zmq::POLLIN));
-                }
-                if zmq::poll(&mut items, timeout_ms).is_err() {
-                    continue;
-                }
-                (items[0].is_readable(), items.get(1).is_some_and(|i| i.is_readable()))
-            };
-            if pipe_ready && !self.handle_program(&mut pipe) {
-                self.send(FromWorker::Disconnect);
-                return;
-            }
-            if socket_ready {
-                self.handle_broker(&mut pipe);
-            }
-        }
+        self.reconnect_at = Some(later(Instant::now(), delay));
     }
 
     fn next_deadline(&self) -> Instant {
         match self.reconnect_at {
             Some(at) => at,
             None => self.heartbeat_at.min(self.broker_expires_at),
+        }
+    }
+
+    /// The keeper's turn: what the broker sent, then the timers. Returns
+    /// the next deadline.
+    fn tick(&mut self) -> Instant {
+        self.read_broker(Reading::All);
+        self.on_time();
+        self.next_deadline()
+    }
+
+    /// The program's wait for a request (until `give_up_at`, if given),
+    /// doing the link's work meanwhile.
+    fn recv_until(&mut self, give_up_at: Option<Instant>) -> Result<Option<Request>, WorkerError> {
+        loop {
+            if let Some(request) = self.requests.pop_front() {
+                return Ok(Some(request));
+            }
+            self.on_time();
+            if give_up_at.is_some_and(|at| at <= Instant::now()) {
+                return Ok(None);
+            }
+            let wake_at = give_up_at.map_or(self.next_deadline(), |at| at.min(self.next_deadline()));
+            if self.wait_readable(wake_at)? {
+                self.read_broker(Reading::UntilRequest);
+            }
+        }
+    }
+
+    /// Waits until the broker sent something (`true`) or `deadline`.
+    fn wait_readable(&self, deadline: Instant) -> Result<bool, WorkerError> {
+        let Some(socket) = &self.socket else {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            return Ok(false);
+        };
+        match socket.poll(zmq::POLLIN, poll::until_ms(deadline)) {
+            Ok(ready) => Ok(ready > 0),
+            Err(zmq::Error::EINTR) => Ok(false),
+            Err(e) => Err(WorkerError::Socket(e)),
         }
     }
 
@@ -326,53 +578,21 @@ impl Link {
             warn!(
                 "broker at {} silent for {:?}; reconnecting in {:?}",
                 self.endpoint,
-                self.expiry(),
+                self.config.expiry(),
                 self.delay
             );
             self.schedule_reconnect(self.delay);
-            self.delay = (self.delay * 2).min(self.config.max_reconnect_delay);
+            self.delay = self.delay.saturating_mul(2).min(self.config.max_reconnect_delay);
         } else if now >= self.heartbeat_at {
             self.send(FromWorker::Heartbeat);
         }
     }
 
-    /// Handles one message from the program; `false` means stop.
-    fn handle_program(&mut self, pipe: &mut zmq::Socket) -> bool {
-        let Ok(frames) = frame::recv_multipart(pipe, false) else {
-            return false;
-        };
-        let mut frames = frames.into_iter();
-        let (Some(tag), Some(generation), Some(client)) = (frames.next(), frames.next(), frames.next()) else {
-            return false; // TAG_STOP, alone
-        };
-        let generation = generation[..].try_into().map(u64::from_le_bytes).unwrap_or(0);
-        if generation != self.generation || self.socket.is_none() {
-            debug!("reply to a request from an earlier connection dropped");
-            return true;
-        }
-        let body = frames.collect();
-        match tag[..] {
-            [TAG_PARTIAL] => {
-                if let Some(streaming) = self.dialect().streaming() {
-                    self.send(FromWorker::Partial {
-                        streaming,
-                        client,
-                        body,
-                    });
-                }
-            }
-            [TAG_FINAL] => self.send(FromWorker::Final { client, body }),
-            _ => {}
-        }
-        true
-    }
-
-    /// Handles what the broker sent.
-    fn handle_broker(&mut self, pipe: &mut zmq::Socket) {
+    /// Reads what the broker sent, without waiting; requests join the queue.
+    fn read_broker(&mut self, reading: Reading) {
         while let Some(socket) = self.socket.as_mut() {
-            let frames = match frame::recv_multipart(socket, true) {
-                Ok(frames) => frames,
-                Err(_) => return,
+            let Ok(frames) = frame::recv_multipart(socket, true) else {
+                return;
             };
             let cmd = match protocol::decode_at_worker(frames) {
                 Ok((_, cmd)) => cmd,
@@ -381,22 +601,41 @@ impl Link {
                     continue;
                 }
             };
-            self.broker_expires_at = Instant::now() + self.expiry();
+            self.heard_from_broker();
             self.delay = self.config.reconnect_delay;
             match cmd {
                 ToWorker::Request { client, body } => {
-                    let mut frames = vec![Frame::from_slice(&self.generation.to_le_bytes()), client];
-                    frames.extend(body);
-                    if frame::send_multipart(pipe, frames).is_err() {
-                        debug!("program not reading; request dropped");
+                    let generation = self.generation;
+                    self.requests.push_back(Request {
+                        body,
+                        client,
+                        generation,
+                    });
+                    if reading == Reading::UntilRequest {
+                        return;
                     }
                 }
                 ToWorker::Disconnect => {
                     info!("broker sent DISCONNECT; registering again");
                     self.schedule_reconnect(Duration::ZERO);
                 }
-                _ => {}
+                ToWorker::Heartbeat => {}
             }
         }
     }
+}
+
+/// How much [`Link::read_broker`] reads: the program stops at a request
+/// (the rest can wait for its next `recv`); the keeper reads everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    UntilRequest,
+    All,
+}
+
+/// `from + after`, or a time too far off to matter if that overflows (so
+/// that no configured duration can make the worker panic).
+fn later(from: Instant, after: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    from.checked_add(after.min(FAR)).unwrap_or(from)
 }

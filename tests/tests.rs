@@ -5,3 +5,4 @@ mod field_inputs;
 mod libraries;
 mod routing_ids;
 mod wire;
+mod worker;
