@@ -18,6 +18,7 @@
 mod chart;
 mod forwarder;
 mod load;
+mod peers;
 mod scale;
 
 use std::io::{BufRead, BufReader, Write};
@@ -90,6 +91,14 @@ struct Args {
     /// Scaling: requests queued for a service with no worker, for memory.
     #[arg(long, default_value_t = 100_000)]
     queued: usize,
+    /// Compare our mdclient, mdclient_async and mdworker with the zguide C
+    /// mdclient, mdclient2 and mdworker found in this directory, through
+    /// our release mdbroker, over --runs rounds (at least 3).
+    #[arg(long, value_name = "DIR")]
+    peers: Option<std::path::PathBuf>,
+    /// With --peers: requests per client run.
+    #[arg(long, default_value_t = 5000)]
+    peers_count: u64,
     /// Internal: serve as this system on an ephemeral port, print it, run.
     #[arg(long, hide = true)]
     serve: Option<System>,
@@ -161,6 +170,15 @@ fn main() -> ExitCode {
             args.idle_services,
             interval,
         );
+    }
+    if let Some(dir) = &args.peers {
+        return match peers::run(dir, args.runs.max(3), args.peers_count) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mdbench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.size < load::MIN_BODY {
         eprintln!("mdbench: --size must be at least {}", load::MIN_BODY);
