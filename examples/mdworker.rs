@@ -30,6 +30,10 @@ struct Args {
     /// Heartbeat interval in milliseconds (match the broker's).
     #[arg(long, default_value_t = 2500)]
     heartbeat_interval: u64,
+    /// Milliseconds to work on each request before answering it (heartbeats
+    /// keep flowing meanwhile).
+    #[arg(long, default_value_t = 0)]
+    work: u64,
     /// Speak MDP/0.2 with the leading empty frame, which majortomo's broker
     /// requires (implies --version 2).
     #[arg(long)]
@@ -57,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut served = 0u64;
     while args.count == 0 || served < args.count {
         let mut request = worker.recv()?;
+        std::thread::sleep(std::time::Duration::from_millis(args.work));
         for i in 0..args.partials {
             worker.partial(&request, [format!("partial {i}")])?;
         }

@@ -47,6 +47,15 @@
 //! the broker that sent it has forgotten it (and has given it to another
 //! worker, or the client retries).
 //!
+//! Silence counts only while the program holds no request. Our broker
+//! heartbeats busy workers, but the zguide's and majortomo's send HEARTBEAT
+//! to idle ones only (majortomo gives a busy worker a timeout of its own),
+//! so a request that took longer than the expiry would otherwise make the
+//! worker reconnect and lose its reply. While the program works, the worker
+//! still heartbeats and still acts on DISCONNECT (which is how a restarted
+//! broker tells it to register again); the broker's clock restarts when the
+//! final reply goes out.
+//!
 //! Every send is non-blocking and, as 7/MDP asks, a HEARTBEAT is only sent
 //! when nothing else was sent for a whole interval: any command restarts
 //! the heartbeat clock.
@@ -438,6 +447,10 @@ struct Link {
     generation: u64,
     /// When the broker is taken for dead unless heard from.
     broker_expires_at: Instant,
+    /// Whether the program holds a request on this connection (from `recv`
+    /// returning it to its final reply or the next `recv`). Meanwhile the
+    /// broker's silence is not taken for death: see the module docs.
+    holding: bool,
     heartbeat_at: Instant,
     /// While disconnected: when to connect again.
     reconnect_at: Option<Instant>,
@@ -461,6 +474,7 @@ impl Link {
             socket: None,
             generation: 0,
             broker_expires_at: now,
+            holding: false,
             heartbeat_at: now,
             reconnect_at: None,
             requests: VecDeque::new(),
@@ -477,7 +491,10 @@ impl Link {
         self.socket = Some(socket);
         self.generation += 1;
         self.reconnect_at = None;
-        self.heard_from_broker();
+        // A held request belongs to the old connection; on this one the
+        // broker sees an idle worker, and heartbeats it.
+        self.holding = false;
+        self.restart_broker_clock();
         let service = Frame::from(self.service.as_str());
         self.send(FromWorker::Ready { service });
         info!("worker for '{}' registering with {}", self.service, self.endpoint);
@@ -495,13 +512,27 @@ impl Link {
         self.heartbeat_at = later(Instant::now(), self.config.heartbeat_interval);
     }
 
-    /// Sends a reply, unless its request came on an earlier connection.
+    /// Sends a reply, unless its request came on an earlier connection. A
+    /// final reply ends the holding of the request.
     fn answer(&mut self, generation: u64, reply: FromWorker) {
+        let last = matches!(reply, FromWorker::Final { .. });
         if generation != self.generation || self.socket.is_none() {
             debug!("reply to a request from an earlier connection dropped");
             return;
         }
         self.send(reply);
+        if last {
+            self.stop_holding();
+        }
+    }
+
+    /// The program no longer works on a request: the broker, which sends
+    /// heartbeats again now, gets a whole expiry to be heard from.
+    fn stop_holding(&mut self) {
+        if self.holding {
+            self.holding = false;
+            self.restart_broker_clock();
+        }
     }
 
     /// Says goodbye to the broker, if connected.
@@ -509,7 +540,8 @@ impl Link {
         self.send(FromWorker::Disconnect);
     }
 
-    fn heard_from_broker(&mut self) {
+    /// The broker is taken for dead if it stays silent for the expiry from now.
+    fn restart_broker_clock(&mut self) {
         self.broker_expires_at = later(Instant::now(), self.config.expiry());
     }
 
@@ -522,6 +554,7 @@ impl Link {
     fn next_deadline(&self) -> Instant {
         match self.reconnect_at {
             Some(at) => at,
+            None if self.holding => self.heartbeat_at,
             None => self.heartbeat_at.min(self.broker_expires_at),
         }
     }
@@ -535,8 +568,15 @@ impl Link {
     }
 
     /// The program's wait for a request (until `give_up_at`, if given),
-    /// doing the link's work meanwhile.
+    /// doing the link's work meanwhile; the request it returns is held.
     fn recv_until(&mut self, give_up_at: Option<Instant>) -> Result<Option<Request>, WorkerError> {
+        self.stop_holding();
+        let request = self.wait_for_request(give_up_at)?;
+        self.holding = request.is_some();
+        Ok(request)
+    }
+
+    fn wait_for_request(&mut self, give_up_at: Option<Instant>) -> Result<Option<Request>, WorkerError> {
         loop {
             if let Some(request) = self.requests.pop_front() {
                 return Ok(Some(request));
@@ -574,7 +614,7 @@ impl Link {
             }
             return;
         }
-        if now >= self.broker_expires_at {
+        if !self.holding && now >= self.broker_expires_at {
             warn!(
                 "broker at {} silent for {:?}; reconnecting in {:?}",
                 self.endpoint,
@@ -601,7 +641,7 @@ impl Link {
                     continue;
                 }
             };
-            self.heard_from_broker();
+            self.restart_broker_clock();
             self.delay = self.config.reconnect_delay;
             match cmd {
                 ToWorker::Request { client, body } => {

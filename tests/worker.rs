@@ -163,6 +163,26 @@ fn heartbeats_keep_their_interval_while_the_program_works() {
 }
 
 #[test]
+fn a_broker_that_does_not_heartbeat_busy_workers_is_not_taken_for_dead_while_the_program_works() {
+    // The zguide's and majortomo's brokers heartbeat idle workers only.
+    let broker = FakeBroker::bind();
+    let mut worker = Worker::connect(&broker.endpoint, "quiet", worker_config(Version::V02)).expect("worker");
+    let (id, _ready) = broker.recv_command();
+    broker.send(&id, &[b"MDPW02", &[2], b"client", b"", b"job"]);
+    let request = worker.recv().expect("request");
+    let expiry = worker_config(Version::V02).expiry();
+    std::thread::sleep(expiry * 2); // silence from the broker throughout
+    worker.reply(request, ["done"]).expect("reply");
+    let (reply_id, reply) = broker.recv_command();
+    assert_eq!(reply_id, id, "the reply comes on the original connection");
+    assert_eq!(reply, frames(&[b"MDPW02", &[4], b"client", b"", b"done"]));
+    // Idle again: now the broker's silence counts, from the reply on.
+    let (new_id, ready) = broker.recv_command();
+    assert_eq!(ready, frames(&[b"MDPW02", &[1], b"quiet"]));
+    assert_ne!(new_id, id);
+}
+
+#[test]
 fn disconnect_while_the_program_works_makes_it_register_again_and_drops_the_stale_reply() {
     let broker = FakeBroker::bind();
     let mut worker = Worker::connect(&broker.endpoint, "fickle", worker_config(Version::V01)).expect("worker");
