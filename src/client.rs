@@ -146,6 +146,8 @@ fn dealer(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, ClientE
     let socket = context.socket(zmq::DEALER)?;
     socket.set_linger(0)?;
     socket.set_immediate(true)?;
+    // So that brokers at IPv6 addresses (tcp://[::1]:5555) can be reached.
+    socket.set_ipv6(true)?;
     socket.connect(endpoint)?;
     Ok(socket)
 }

@@ -185,3 +185,86 @@ fn a_stream_past_the_backlog_bound_stops_without_its_final() {
         "what came is a prefix, in order"
     );
 }
+
+/// A fresh directory for ipc endpoints, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("mdbroker-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn ipc(&self, file: &str) -> String {
+        format!("ipc://{}/{file}", self.0.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Section 4A: a second broker on a live ipc path is refused and the first
+/// keeps serving; a stale socket file does not stop a new broker; a broker
+/// removes its socket file when it stops.
+#[test]
+fn an_ipc_path_in_use_is_refused_a_stale_one_reused_and_ours_removed() {
+    use majordomo::broker::{Server, ServerError};
+    let dir = TempDir::new("ipc");
+    let ipc = dir.ipc("mdp.sock");
+    let path = dir.0.join("mdp.sock");
+    let mut first = TestBroker::bind(std::slice::from_ref(&ipc), patient_config());
+    let worker = v01_worker(&first.endpoint, "echo");
+    match Server::bind(std::slice::from_ref(&ipc), patient_config()) {
+        Err(ServerError::Bind { source, .. }) => assert_eq!(source, zmq::Error::EADDRINUSE),
+        other => panic!("a second broker on a live path must be refused: {other:?}"),
+    }
+    // The first broker still serves over the path.
+    let client = Peer::connect(&ipc);
+    client.send(&[b"", b"MDPC01", b"echo", b"still here"]);
+    let request = worker.recv_skipping_heartbeats();
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"yes"]);
+    assert_eq!(client.recv()[3], b"yes");
+    first.stop();
+    assert!(!path.exists(), "a broker removes its socket file when it stops");
+
+    // A stale file (a broker killed with no chance to clean up) is reused.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("stale socket"));
+    assert!(path.exists());
+    let second = TestBroker::bind(std::slice::from_ref(&ipc), patient_config());
+    wait_for_mmi(&second.endpoint, "echo", b"404");
+    // A file that is not a socket is never deleted.
+    let precious = dir.0.join("notes.txt");
+    std::fs::write(&precious, b"keep me").expect("file");
+    let endpoint = format!("ipc://{}", precious.display());
+    assert!(Server::bind(&[endpoint], patient_config()).is_err());
+    assert_eq!(std::fs::read(&precious).expect("still there"), b"keep me");
+}
+
+/// Section 4B: IPv6 endpoints bind, a wildcard serves IPv4 and IPv6
+/// clients, and the client library reaches an IPv6 broker.
+#[test]
+fn ipv6_endpoints_and_a_wildcard_serve_both_families() {
+    use majordomo::{Client, ClientConfig};
+    let v6 = TestBroker::bind(&["tcp://[::1]:*".to_string()], patient_config());
+    assert!(v6.endpoint.starts_with("tcp://[::1]:"), "{}", v6.endpoint);
+    let worker = v01_worker(&v6.endpoint, "echo");
+    let mut client = Client::new(&v6.endpoint, ClientConfig::default());
+    let answer = std::thread::spawn(move || {
+        let request = worker.recv_skipping_heartbeats();
+        worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"over ipv6"]);
+    });
+    let reply = client.request("echo", ["q"]).expect("an IPv6 broker answers");
+    assert_eq!(&reply[0][..], b"over ipv6");
+    answer.join().expect("worker thread");
+
+    let wildcard = TestBroker::bind(&["tcp://*:*".to_string()], patient_config());
+    let port = wildcard.endpoint.rsplit(':').next().expect("port").to_string();
+    for host in ["127.0.0.1", "[::1]"] {
+        wait_for_mmi(&format!("tcp://{host}:{port}"), "nothing", b"404");
+    }
+}

@@ -12,15 +12,46 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mdbroker");
 
-/// Starts `mdbroker` on an ephemeral port and reads the endpoint it logs.
-fn spawn_broker(extra: &[&str]) -> (Child, String) {
+/// A running `mdbroker`, killed if a test ends (or fails) with it running.
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `mdbroker` (on an ephemeral loopback port unless `extra` binds)
+/// and reads the first endpoint it logs.
+fn spawn_broker(extra: &[&str]) -> (Daemon, String) {
     let interval: &[&str] = if extra.contains(&"--heartbeat-interval") {
         &[]
     } else {
         &["--heartbeat-interval", "100"]
     };
+    let bind: &[&str] = if extra.contains(&"--bind") {
+        &[]
+    } else {
+        &["--bind", "tcp://127.0.0.1:*"]
+    };
     let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*"])
+        .args(bind)
         .args(interval)
         .args(extra)
         .env_remove("RUST_LOG")
@@ -38,6 +69,7 @@ fn spawn_broker(extra: &[&str]) -> (Child, String) {
             }
         }
     });
+    let child = Daemon(child);
     let endpoint = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
     (child, endpoint)
 }
@@ -87,14 +119,23 @@ fn sigint_also_stops_it_cleanly() {
     assert!(status.success());
 }
 
+/// Runs `mdbroker` with `args`, which must make it fail within [`WAIT`];
+/// returns what it wrote to standard error.
 fn run_expecting_failure(args: &[&str]) -> String {
-    let output = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env_remove("RUST_LOG")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run mdbroker");
-    assert!(!output.status.success(), "mdbroker {args:?} should fail");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let mut daemon = Daemon(child);
+    let status = wait_exit(&mut daemon, WAIT).unwrap_or_else(|| panic!("mdbroker {args:?} should fail, and runs"));
+    assert!(!status.success(), "mdbroker {args:?} should fail");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.0.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    stderr
 }
 
 #[test]
@@ -182,4 +223,39 @@ fn a_stopped_and_continued_broker_deletes_none_of_its_live_workers() {
     signal(&child, "TERM");
     let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_second_broker_on_a_live_ipc_path_refuses_to_start_and_the_first_keeps_serving() {
+    let dir = std::env::temp_dir().join(format!("mdbroker-daemon-ipc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ipc = format!("ipc://{}/mdp.sock", dir.display());
+    let (mut first, endpoint) = spawn_broker(&["--bind", &ipc]);
+    assert_eq!(endpoint, ipc);
+    let refused = run_expecting_failure(&["--bind", &ipc]);
+    assert_eq!(refused.trim().lines().count(), 1, "one line: {refused}");
+    assert!(
+        refused.contains("cannot bind") && refused.contains("listening on this ipc path"),
+        "{refused}"
+    );
+    wait_for_mmi(&ipc, "echo", b"404");
+    signal(&first, "TERM");
+    let status = wait_exit(&mut first, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+    assert!(!dir.join("mdp.sock").exists(), "the broker removed its socket file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_endpoint_it_cannot_bind_says_what_to_write_instead() {
+    let interface = run_expecting_failure(&["--bind", "tcp://no-such-interface:5555"]);
+    assert!(
+        interface.contains("tcp://*:5555") && interface.contains("127.0.0.1"),
+        "{interface}"
+    );
+    let transport = run_expecting_failure(&["--bind", "udp://127.0.0.1:5555"]);
+    assert!(transport.contains("tcp://ADDRESS:PORT"), "{transport}");
+    let unknown = run_expecting_failure(&["--bind", "foo://x"]);
+    assert!(unknown.contains("tcp://ADDRESS:PORT"), "{unknown}");
 }

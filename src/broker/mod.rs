@@ -25,6 +25,7 @@ mod clients;
 mod clock;
 mod config;
 mod core;
+mod endpoint;
 mod mmi;
 pub mod server;
 mod service;

@@ -22,10 +22,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use super::backlog::{self, Backlog, Failure, Offer};
 use super::core::StreamPart;
+use super::endpoint::{self, IpcFile};
 use super::{Broker, Config, Outbound, Recipient};
 use crate::frame::{self, Frame};
 use crate::poll;
@@ -46,8 +47,10 @@ pub enum ServerError {
     Bind {
         /// The endpoint as given.
         endpoint: String,
-        /// What libzmq said.
+        /// Why (libzmq's error, or the same error for a refusal of ours).
         source: zmq::Error,
+        /// What to write or do instead.
+        hint: &'static str,
     },
     /// A call on the broker's socket failed (`what` says which).
     Socket {
@@ -64,7 +67,7 @@ impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // The cause is on the same line: operators read this one line.
-            ServerError::Bind { endpoint, source } => write!(f, "cannot bind {endpoint}: {source}"),
+            ServerError::Bind { endpoint, source, hint } => write!(f, "cannot bind {endpoint}: {source} ({hint})"),
             ServerError::Socket { what, .. } => write!(f, "broker socket: {what} failed"),
             ServerError::Signals(_) => write!(f, "cannot set up the stop pipe or signal handlers"),
         }
@@ -137,6 +140,8 @@ impl StopHandle {
 pub struct Server {
     socket: zmq::Socket,
     endpoints: Vec<String>,
+    /// Socket files of the ipc endpoints, removed when the broker stops.
+    ipc_files: Vec<IpcFile>,
     broker: Broker,
     /// Replies waiting for clients whose pipes are full.
     backlog: Backlog,
@@ -163,13 +168,24 @@ impl Server {
         // wait out the kernel's SYN retries for tens of seconds.
         socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
         socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
+        // IPv6 as well as IPv4: tcp://[::1]:PORT binds, and tcp://*:PORT
+        // serves both where the host has IPv6 (libzmq falls back to IPv4
+        // alone where it has not).
+        socket_call("setting IPV6", socket.set_ipv6(true))?;
         let mut bound = Vec::with_capacity(endpoints.len());
+        let mut ipc_files = Vec::new();
         for endpoint in endpoints {
             let endpoint = endpoint.as_ref();
-            socket.bind(endpoint).map_err(|source| ServerError::Bind {
+            let refused = |source, hint| ServerError::Bind {
                 endpoint: endpoint.to_owned(),
                 source,
-            })?;
+                hint,
+            };
+            endpoint::check(endpoint).map_err(|refusal| refused(refusal.error(), refusal.hint()))?;
+            socket
+                .bind(endpoint)
+                .map_err(|source| refused(source, endpoint::hint(endpoint, source)))?;
+            ipc_files.extend(IpcFile::bound(endpoint));
             let resolved = match socket_call("reading the bound endpoint", socket.get_last_endpoint())? {
                 Ok(resolved) => resolved,
                 Err(_) => endpoint.to_owned(),
@@ -183,6 +199,7 @@ impl Server {
         Ok(Server {
             socket,
             endpoints: bound,
+            ipc_files,
             backlog: Backlog::new(config.max_client_backlog, config.max_total_backlog),
             retry_at: None,
             broker: Broker::new(config, Instant::now()),
@@ -230,6 +247,11 @@ impl Server {
         }
         self.broker.shutdown();
         self.flush(&mut outbox);
+        for file in &self.ipc_files {
+            if let Err(error) = file.remove() {
+                warn!("cannot remove {}: {error}", file.path().display());
+            }
+        }
         info!("stopped; {:?}; {:?}", self.broker.stats(), self.backlog.stats());
         Ok(())
     }

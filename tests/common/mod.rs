@@ -98,6 +98,7 @@ impl Peer {
     /// A peer that claims the routing id `id` (`ZMQ_ROUTING_ID`), if given.
     pub fn connect_as(endpoint: &str, id: Option<&[u8]>) -> Peer {
         let socket = context().socket(zmq::DEALER).expect("socket");
+        socket.set_ipv6(true).expect("ipv6");
         if let Some(id) = id {
             socket.set_identity(id).expect("routing id");
         }
