@@ -268,3 +268,38 @@ fn ipv6_endpoints_and_a_wildcard_serve_both_families() {
         wait_for_mmi(&format!("tcp://{host}:{port}"), "nothing", b"404");
     }
 }
+
+/// Section 5B: a worker whose heartbeats queue behind a slow reply is taken
+/// for dead and its request goes to another worker; its reply, when it
+/// comes, is delivered (the client still waits), and the second worker's
+/// reply is dropped: one reply per request.
+#[test]
+fn a_reply_from_a_worker_taken_for_dead_is_delivered_once() {
+    use std::time::Duration;
+    let broker = TestBroker::start(); // 50 ms heartbeats: expiry 150 ms
+    let slow = v01_worker(&broker.endpoint, "echo");
+    let client = Peer::connect(&broker.endpoint);
+    client.send(&[b"", b"MDPC01", b"echo", b"job"]);
+    let request = slow.recv_skipping_heartbeats();
+    slow.send(&[b"", b"MDPW01", &[4]]); // heartbeats while busy, then nothing
+    let fast = v01_worker(&broker.endpoint, "echo");
+    let redelivered = fast.recv_skipping_heartbeats();
+    assert_eq!(redelivered[5], b"job", "the silent worker was taken for dead");
+    slow.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"slow but first"]);
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo", b"slow but first"]));
+    fast.send(&[b"", b"MDPW01", &[3], &redelivered[3], b"", b"second"]);
+    // The second worker is free at once, and its reply never reaches the
+    // client: the client's next message answers its next request.
+    client.send(&[b"", b"MDPC01", b"echo", b"next"]);
+    let request = fast.recv_skipping_heartbeats();
+    assert_eq!(request[5], b"next");
+    fast.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"next done"]);
+    assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo", b"next done"]));
+    // The late worker is told to register again.
+    let disconnect = frames(&[b"", b"MDPW01", &[5]]);
+    assert!(
+        std::iter::from_fn(|| slow.recv_within(Duration::from_millis(500)))
+            .take(50)
+            .any(|msg| msg == disconnect)
+    );
+}

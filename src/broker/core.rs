@@ -34,6 +34,7 @@ use super::clients::Clients;
 use super::clock::Clock;
 use super::config::Config;
 use super::mmi;
+use super::reclaimed::{Reclaimed, Verdict};
 use super::service::{Request, Service};
 use super::stats::Stats;
 use super::timers::{Grid, Timers};
@@ -107,6 +108,8 @@ pub struct Broker {
     worker_keys: HashMap<Box<[u8]>, WorkerKey>,
     /// Open client connections.
     clients: Clients,
+    /// Requests taken back from deleted workers, whose replies may come.
+    reclaimed: Reclaimed,
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
@@ -127,7 +130,10 @@ impl Broker {
     /// at `now`.
     pub fn new(config: Config, now: Instant) -> Broker {
         Broker {
-            clock: Clock::new(config.timer_resolution()),
+            // A taken-back request's reply is awaited as long as any worker
+            // may hold a request, and one expiry more.
+            reclaimed: Reclaimed::new(config.busy_timeout + config.expiry()),
+            clock: Clock::new(),
             grid: Grid::new(now, config.timer_resolution()),
             config,
             services: HashMap::new(),
@@ -229,7 +235,7 @@ impl Broker {
             debug!("client {} disconnected", Hex(identity));
         }
         if let Some(key) = self.worker_keys.get(identity).copied() {
-            self.delete_worker(key, "its connection closed", now);
+            self.delete_worker(key, "its connection closed", false, now);
         }
     }
 
@@ -344,6 +350,14 @@ impl Broker {
                 self.stats.requests_for_departed_clients += 1;
                 service.requests.pop_front();
             }
+            // And so are requests a late reply has answered meanwhile.
+            while let Some(front) = service.requests.front()
+                && !self.reclaimed.is_empty()
+                && self.reclaimed.answered(front.id)
+            {
+                debug!("request from client {} already answered", Hex(&front.client));
+                service.requests.pop_front();
+            }
             if service.requests.is_empty() {
                 return;
             }
@@ -411,6 +425,16 @@ impl Broker {
             (Some(key), cmd) => self.known_worker(key, dialect, cmd, now),
             (None, FromWorker::Ready { service }) => self.worker_ready(&identity, dialect, &service, now),
             (None, FromWorker::Disconnect) => {}
+            (None, FromWorker::Final { client, body }) if self.reclaimed.held(&identity, &client).is_some() => {
+                self.late_reply(&identity, &client, true, body);
+                self.send_to_worker(&identity, dialect, ToWorker::Disconnect, Recipient::Departing);
+            }
+            (None, FromWorker::Partial { client, body, .. }) if self.reclaimed.held(&identity, &client).is_some() => {
+                self.late_reply(&identity, &client, false, body);
+            }
+            // A worker whose reply is awaited is not disconnected for its
+            // heartbeats: that would make it drop the reply it is sending.
+            (None, FromWorker::Heartbeat) if self.reclaimed.awaits(&identity) => {}
             (None, cmd) => {
                 warn!(
                     "{} from unknown worker {}: sending DISCONNECT",
@@ -469,7 +493,7 @@ impl Broker {
                     worker.heartbeats_while_busy = true;
                 }
             }
-            FromWorker::Disconnect => self.delete_worker(key, "disconnected", now),
+            FromWorker::Disconnect => self.delete_worker(key, "disconnected", false, now),
             FromWorker::Partial { client, body, .. } => self.worker_partial(key, &client, body, now),
             FromWorker::Final { client, body } => self.worker_final(key, &client, body, now),
             FromWorker::Ready { .. } => self.violation(key, "sent READY twice", now),
@@ -496,9 +520,54 @@ impl Broker {
             );
             return;
         };
+        let (id, delivery) = (request.id, request.deliveries);
         let service = request.service.share();
         let to = ReplyTo::request(request);
-        self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
+        if self.reclaimed.is_empty() || self.reclaimed.claim(id, delivery, false) == Verdict::Forward {
+            self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
+        } else {
+            self.stats.duplicate_reply_parts += 1;
+        }
+    }
+
+    /// A reply from a worker that was taken for dead, for the request it
+    /// held then: delivered unless another delivery answered first.
+    fn late_reply(&mut self, worker: &[u8], client: &[u8], last: bool, body: Vec<Frame>) {
+        let Some(held) = self.reclaimed.held(worker, client) else {
+            return;
+        };
+        let (request, delivery, dialect) = (held.request, held.delivery, held.dialect);
+        let (client, service) = (held.client.share(), held.service.share());
+        if last {
+            self.reclaimed.finished(worker);
+        }
+        let kind = match (last, dialect.streaming()) {
+            (true, _) => ReplyKind::Final,
+            (false, Some(streaming)) => ReplyKind::Partial(streaming),
+            (false, None) => return, // MDP/0.1 clients get only the FINAL
+        };
+        if self.reclaimed.claim(request, delivery, last) == Verdict::Drop {
+            debug!(
+                "late reply part from worker {} dropped: answered by another",
+                Hex(worker)
+            );
+            self.stats.duplicate_reply_parts += 1;
+            return;
+        }
+        if last {
+            info!(
+                "late reply from worker {} (taken for dead) delivered to client {}",
+                Hex(worker),
+                Hex(&client)
+            );
+            self.stats.late_replies_delivered += 1;
+        }
+        let to = ReplyTo {
+            client,
+            dialect,
+            request,
+        };
+        self.reply_to_client(to, kind, service, body);
     }
 
     fn worker_final(&mut self, key: WorkerKey, client: &[u8], body: Vec<Frame>, now: Instant) {
@@ -517,7 +586,12 @@ impl Broker {
         }
         let request = job.request;
         let to = ReplyTo::request(&request);
-        self.reply_to_client(to, ReplyKind::Final, request.service, body);
+        if self.reclaimed.is_empty() || self.reclaimed.claim(request.id, request.deliveries, true) == Verdict::Forward {
+            self.reply_to_client(to, ReplyKind::Final, request.service, body);
+        } else {
+            debug!("reply from worker {} dropped: answered by another", Hex(&to.client));
+            self.stats.duplicate_reply_parts += 1;
+        }
         self.dispatch(service_key, now);
     }
 
@@ -533,12 +607,13 @@ impl Broker {
             disconnect,
             Recipient::Departing,
         );
-        self.delete_worker(key, what, now);
+        self.delete_worker(key, what, false, now);
     }
 
     /// Forgets a worker wherever it stands; a request it held goes back to
-    /// the head of its service's queue.
-    fn delete_worker(&mut self, key: WorkerKey, why: &str, now: Instant) {
+    /// the head of its service's queue, and, if the worker `may_still_reply`
+    /// (it was only taken for dead), its reply is still awaited.
+    fn delete_worker(&mut self, key: WorkerKey, why: &str, may_still_reply: bool, now: Instant) {
         let Some(worker) = self.workers.remove(&key) else {
             return;
         };
@@ -552,6 +627,9 @@ impl Broker {
             }
         }
         if let Some(job) = worker.job {
+            if may_still_reply {
+                self.reclaimed.record(&worker.identity, &job.request, now);
+            }
             self.redeliver(worker.service, job.request, now);
         }
         self.drop_service_if_unused(worker.service);
@@ -597,7 +675,7 @@ impl Broker {
         if request_lost && let Some(job) = self.workers.get_mut(&key).and_then(|w| w.job.as_mut()) {
             job.request.deliveries = job.request.deliveries.saturating_sub(1);
         }
-        self.delete_worker(key, "unreachable", now);
+        self.delete_worker(key, "unreachable", true, now);
     }
 
     /// Does what is due at `now`: heartbeats, worker expiry, request expiry.
@@ -609,6 +687,7 @@ impl Broker {
         while let Some((at, raw)) = self.request_timers.pop_due(now) {
             self.request_timer(ServiceKey(raw), at, now);
         }
+        self.reclaimed.expire(now);
     }
 
     fn worker_timer(&mut self, key: WorkerKey, at: Instant, now: Instant) {
@@ -624,7 +703,7 @@ impl Broker {
             } else {
                 "expired (no heartbeat)"
             };
-            return self.delete_worker(key, why, now);
+            return self.delete_worker(key, why, true, now);
         }
         if worker.heartbeat_due(now, &self.grid) {
             worker.sent_command(now, &self.config);

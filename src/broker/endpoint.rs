@@ -108,6 +108,14 @@ pub fn check(endpoint: &str) -> Result<(), Refusal> {
     }
 }
 
+/// Whether a `tcp://` endpoint names an IPv4 address (`tcp://127.0.0.1:5555`).
+pub fn is_ipv4_address(endpoint: &str) -> bool {
+    endpoint
+        .strip_prefix("tcp://")
+        .and_then(|rest| rest.rsplit_once(':'))
+        .is_some_and(|(host, _)| host.parse::<std::net::Ipv4Addr>().is_ok())
+}
+
 /// The file path of an `ipc://` endpoint; `None` for other transports, for
 /// `ipc://*` (a temporary path libzmq picks) and for abstract `ipc://@name`.
 fn ipc_path(endpoint: &str) -> Option<&Path> {
@@ -188,5 +196,20 @@ mod tests {
         now_ours.remove().unwrap();
         assert!(!path.exists());
         assert!(IpcFile::bound("ipc://*").is_none() && IpcFile::bound("tcp://*:1").is_none());
+    }
+
+    #[test]
+    fn ipv4_addresses_are_told_from_other_hosts() {
+        assert!(is_ipv4_address("tcp://127.0.0.1:5555"));
+        assert!(is_ipv4_address("tcp://10.1.2.3:*"));
+        for other in [
+            "tcp://*:5555",
+            "tcp://[::1]:5555",
+            "tcp://lo:5555",
+            "tcp://localhost:1",
+            "ipc:///x:1",
+        ] {
+            assert!(!is_ipv4_address(other), "{other}");
+        }
     }
 }

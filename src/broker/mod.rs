@@ -27,6 +27,7 @@ mod config;
 mod core;
 mod endpoint;
 mod mmi;
+mod reclaimed;
 pub mod server;
 mod service;
 mod stats;

@@ -168,10 +168,6 @@ impl Server {
         // wait out the kernel's SYN retries for tens of seconds.
         socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
         socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
-        // IPv6 as well as IPv4: tcp://[::1]:PORT binds, and tcp://*:PORT
-        // serves both where the host has IPv6 (libzmq falls back to IPv4
-        // alone where it has not).
-        socket_call("setting IPV6", socket.set_ipv6(true))?;
         let mut bound = Vec::with_capacity(endpoints.len());
         let mut ipc_files = Vec::new();
         for endpoint in endpoints {
@@ -182,6 +178,13 @@ impl Server {
                 hint,
             };
             endpoint::check(endpoint).map_err(|refusal| refused(refusal.error(), refusal.hint()))?;
+            // IPv6 as well as IPv4 (libzmq reads the option at each bind):
+            // tcp://[::1]:PORT binds, and tcp://*:PORT serves both families
+            // where the host has IPv6 (libzmq falls back to IPv4 alone where
+            // it has not). An IPv4 address is bound as itself, not as the
+            // IPv4-mapped IPv6 address an IPv6 socket would report.
+            let ipv6 = !endpoint::is_ipv4_address(endpoint);
+            socket_call("setting IPV6", socket.set_ipv6(ipv6))?;
             socket
                 .bind(endpoint)
                 .map_err(|source| refused(source, endpoint::hint(endpoint, source)))?;

@@ -9,4 +9,10 @@ pub struct Stats {
     /// Queued requests dropped because their client's connection had
     /// closed before a worker could take them.
     pub requests_for_departed_clients: u64,
+    /// Replies delivered from workers that had been taken for dead (their
+    /// requests had been given to another worker).
+    pub late_replies_delivered: u64,
+    /// Parts of replies dropped because another delivery of the same
+    /// request had answered, or had started answering, first.
+    pub duplicate_reply_parts: u64,
 }

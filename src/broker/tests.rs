@@ -718,3 +718,80 @@ fn a_pause_of_the_broker_shorter_than_the_expiry_deletes_no_worker() {
     h.advance(Duration::from_millis(1700));
     assert_eq!(h.broker.worker_count(), 0);
 }
+
+#[test]
+fn a_late_reply_from_a_worker_taken_for_dead_reaches_the_client_once() {
+    // Field input (issue 14, section 5B): w1's heartbeats queue behind its
+    // large reply on a slow link; it is expired and its request goes to w2.
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "job");
+    h.send("w1", &[b"", b"MDPW01", &[4]]); // heartbeats while busy
+    h.sent();
+    h.advance(INTERVAL * 2);
+    h.ready_v01("w2", "echo");
+    h.advance(INTERVAL);
+    assert_eq!(h.broker.worker_count(), 1, "w1 expired");
+    let sent = h.sent();
+    assert!(
+        sent.iter().any(|(to, frames)| to == b"w2" && frames[2] == [2]),
+        "redelivered to w2"
+    );
+    // w1's heartbeat, then its reply, arrive late.
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    assert_eq!(h.sent(), vec![], "no DISCONNECT while its reply is awaited");
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"from w1"]);
+    assert_eq!(
+        h.sent(),
+        vec![to("c1", &[b"", b"MDPC01", b"echo", b"from w1"]), disconnect_v01("w1")]
+    );
+    // w2's reply to the same request is dropped; w2 is free again.
+    h.send("w2", &[b"", b"MDPW01", &[3], b"c1", b"", b"from w2"]);
+    assert_eq!(h.sent(), vec![]);
+    assert_eq!(h.broker.stats().late_replies_delivered, 1);
+    assert_eq!(h.broker.stats().duplicate_reply_parts, 1);
+    h.request_v01("c2", "echo", "next");
+    assert_eq!(h.sent()[0].0, b"w2");
+}
+
+#[test]
+fn a_request_answered_late_while_it_waits_for_redelivery_is_not_dispatched() {
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "job");
+    h.send("w1", &[b"", b"MDPW01", &[4]]); // heartbeats while busy
+    h.advance(INTERVAL * 4);
+    assert_eq!((h.broker.worker_count(), h.broker.queued(b"echo")), (0, 1));
+    h.sent();
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"late"]);
+    assert_eq!(h.sent()[0], to("c1", &[b"", b"MDPC01", b"echo", b"late"]));
+    h.ready_v01("w2", "echo");
+    assert_eq!(h.sent(), vec![], "the answered request is not run again");
+    assert_eq!(h.broker.queued(b"echo"), 0);
+}
+
+#[test]
+fn the_first_delivery_to_stream_a_part_owns_the_reply() {
+    let mut h = Harness::new();
+    h.ready_v02("w1", "stream");
+    h.request_v02("c1", "stream", "job");
+    h.send("w1", &[b"MDPW02", &[5]]); // heartbeats while busy
+    h.advance(INTERVAL * 2);
+    h.ready_v02("w2", "stream");
+    h.advance(INTERVAL);
+    assert_eq!(h.broker.worker_count(), 1, "w1 expired");
+    h.sent();
+    // w2 (the current holder) streams first: it owns the reply.
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"w2 part"]);
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"w1 part"]);
+    h.send("w1", &[b"MDPW02", &[4], b"c1", b"", b"w1 end"]);
+    h.send("w2", &[b"MDPW02", &[4], b"c1", b"", b"w2 end"]);
+    let to_client: Vec<Sent> = h.sent().into_iter().filter(|(to, _)| to == b"c1").collect();
+    assert_eq!(
+        to_client,
+        vec![
+            to("c1", &[b"MDPC02", &[2], b"stream", b"w2 part"]),
+            to("c1", &[b"MDPC02", &[3], b"stream", b"w2 end"])
+        ]
+    );
+}
