@@ -38,6 +38,10 @@ pub enum ProtocolError {
     EmptyClientAddress,
     /// The client address is not followed by an empty delimiter frame.
     MissingDelimiter,
+    /// A client REQUEST with no body frame: both specifications require one
+    /// or more, and workers in the field (majortomo's) fail on a REQUEST
+    /// without one. (Replies may have none.)
+    MissingBody,
     /// Frames after the last frame a fixed-size command may have.
     TrailingFrames(usize),
 }
@@ -67,6 +71,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MissingDelimiter => {
                 write!(f, "client address not followed by an empty frame")
             }
+            ProtocolError::MissingBody => write!(f, "REQUEST with no body frame"),
             ProtocolError::TrailingFrames(n) => write!(f, "{n} unexpected trailing frame(s)"),
         }
     }

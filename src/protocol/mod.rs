@@ -191,7 +191,8 @@ impl Streaming {
 pub struct ClientRequest {
     /// The service the request is for.
     pub service: Frame,
-    /// The opaque body, zero or more frames.
+    /// The opaque body: one or more frames from a client (the broker
+    /// refuses a REQUEST without one).
     pub body: Vec<Frame>,
 }
 
@@ -474,10 +475,11 @@ impl Cursor {
     }
 
     /// All remaining frames: the body, zero or more frames. 7/MDP and
-    /// 18/MDP draw bodies as one or more frames, but peers in the field send
-    /// none (majortomo's client for a request without arguments; zguide's
-    /// Python worker and majortomo's worker for an empty reply), and
-    /// dropping them stranded the request, so an empty body is a body.
+    /// 18/MDP draw bodies as one or more frames, but workers in the field
+    /// reply with none (zguide's Python worker and majortomo's worker for an
+    /// empty reply), and dropping such a reply stranded its request, so an
+    /// empty reply body is a body. A client REQUEST still needs one (see
+    /// [`decode_at_broker`]).
     fn body(self) -> Vec<Frame> {
         self.frames.collect()
     }
@@ -592,6 +594,9 @@ pub fn decode_at_broker(frames: Vec<Frame>) -> Result<(Dialect, Inbound), Protoc
             let (op, flavor, service, body) = client_command(version, cursor, ClientSide::Broker)?;
             if op != ClientOp::Request {
                 return Err(ProtocolError::WrongDirection(op.name()));
+            }
+            if body.is_empty() {
+                return Err(ProtocolError::MissingBody);
             }
             let dialect = Dialect {
                 version,
