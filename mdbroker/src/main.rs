@@ -2,6 +2,7 @@
 //! list of endpoints; everything else lives in the library.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ fn default_ms(pick: fn(&Config) -> Duration) -> u64 {
 #[derive(Parser, Debug)]
 #[command(name = "mdbroker", version)]
 struct Args {
-    /// Log every command in and out (RUST_LOG also works as usual).
+    /// Log every command in and out, whatever RUST_LOG says (without -v,
+    /// RUST_LOG works as usual; the default is info).
     #[arg(short, long)]
     verbose: bool,
 
@@ -77,22 +79,82 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if args.verbose {
-        logger.filter_level(log::LevelFilter::Debug);
+    let rejected_filter = init_logging(args.verbose);
+    if let Some(filter) = rejected_filter {
+        log::warn!(
+            "RUST_LOG={filter:?} does not parse (levels: error, warn, info, debug, trace, off); logging at info"
+        );
     }
-    logger.init();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("mdbroker: {error}");
+            // Not eprintln!, which panics (exit 101) when standard error is
+            // closed or a dead pipe: the exit status must stay the
+            // documented one whatever became of standard error.
+            let _ = writeln!(std::io::stderr(), "mdbroker: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logging to standard error: `info` by default, `RUST_LOG` as usual, and
+/// with `-v` every command whatever `RUST_LOG` says. Returns `RUST_LOG`
+/// if it was set but does not parse (it is then ignored).
+fn init_logging(verbose: bool) -> Option<String> {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(log::LevelFilter::Info);
+    let mut rejected = None;
+    if verbose {
+        builder.filter_level(log::LevelFilter::Debug);
+    } else if let Ok(filter) = std::env::var("RUST_LOG") {
+        if filter_parses(&filter) {
+            builder.parse_filters(&filter);
+        } else {
+            rejected = Some(filter);
+        }
+    }
+    builder.init();
+    rejected
+}
+
+/// Whether a `RUST_LOG` value is a list of `level`, `module` or
+/// `module=level` directives with at least one directive (env_logger
+/// silently drops the rest, and with nothing left logs errors only).
+fn filter_parses(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word));
+    let spec = filter.split('/').next().unwrap_or_default();
+    let mut directives = spec.split(',').map(str::trim).filter(|d| !d.is_empty()).peekable();
+    directives.peek().is_some()
+        && directives.all(|directive| match directive.split_once('=') {
+            Some((module, level)) => !module.is_empty() && is_level(level),
+            None => true, // a level, or a module at every level
+        })
 }
 
 fn run(args: &Args) -> Result<(), majordomo::broker::ServerError> {
     let server = Server::bind(&args.binds, args.config())?;
     server.stop_on_signals()?;
     server.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_parses;
+
+    #[test]
+    fn log_filters_that_env_logger_would_half_drop_are_refused() {
+        for good in [
+            "info",
+            "majordomo=debug",
+            "warn,majordomo::broker=trace",
+            "majordomo",
+            "DEBUG",
+        ] {
+            assert!(filter_parses(good), "{good}");
+        }
+        for bad in ["majordomo=dbug", ",,,", "", "=info", "majordomo=debug,x=loud"] {
+            assert!(!filter_parses(bad), "{bad}");
+        }
+    }
 }

@@ -259,3 +259,66 @@ fn an_endpoint_it_cannot_bind_says_what_to_write_instead() {
     let unknown = run_expecting_failure(&["--bind", "foo://x"]);
     assert!(unknown.contains("tcp://ADDRESS:PORT"), "{unknown}");
 }
+
+#[test]
+fn a_start_up_failure_exits_1_even_when_standard_error_is_a_dead_pipe() {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "not-an-endpoint"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    drop(child.stderr.take()); // nobody will ever read it
+    let mut daemon = Daemon(child);
+    let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}
+
+#[test]
+fn verbose_logs_every_command_whatever_rust_log_says_and_a_bad_rust_log_is_reported() {
+    for (rust_log, verbose, expect) in [
+        ("majordomo=info", true, "<- client"),
+        ("majordomo=dbug", false, "does not parse"),
+    ] {
+        let mut child = Command::new(BIN)
+            .args(["--bind", "tcp://127.0.0.1:*"])
+            .args(if verbose { &["-v"][..] } else { &[] })
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mdbroker");
+        let stderr = child.stderr.take().expect("stderr");
+        let _daemon = Daemon(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        let done = |seen: &[String]| {
+            seen.iter().any(|l| l.contains(expect)) && seen.iter().any(|l| l.contains("listening on"))
+        };
+        while Instant::now() < deadline && !done(&seen) {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            if let Some(endpoint) = line.split("listening on ").nth(1) {
+                wait_for_mmi(endpoint.trim(), "echo", b"404");
+            }
+            seen.push(line);
+        }
+        assert!(
+            seen.iter().any(|l| l.contains(expect)),
+            "RUST_LOG={rust_log} -v={verbose}: {seen:?}"
+        );
+        assert!(
+            seen.iter().any(|l| l.contains("listening on")),
+            "the endpoint line is logged: {seen:?}"
+        );
+    }
+}
