@@ -12,9 +12,9 @@
 //! and hands its request to another worker quickly.
 //!
 //! Giving the socket to a background thread for good does that, but then
-//! every request and every reply crosses between two threads, and on a
-//! loaded machine those two wake-ups per request cost about a fifth of the
-//! round-trip rate (measured against the zguide C worker, see
+//! every request and every reply crosses between two threads: those two
+//! wake-ups per request cost a third of the worker's CPU and about a sixth
+//! of the round-trip rate (measured against the zguide C worker, see
 //! docs/benchmarks.md). So the socket and its timers (the link) sit behind
 //! a mutex, and whoever holds the mutex does the link's work:
 //!
