@@ -40,9 +40,11 @@
 //!   [`broker::server`], the thin loop that owns the ROUTER socket.
 //! * [`client`]: [`Client`] (one request at a time, timeout and retries on
 //!   a fresh socket) and [`AsyncClient`] (many requests in flight).
-//! * [`worker`]: [`Worker`], which registers a service, heartbeats from a
-//!   background thread even while the program works, and reconnects by
-//!   itself.
+//! * [`worker`]: [`Worker`], which registers a service and keeps
+//!   heartbeating while the program works: the program's thread does the
+//!   link's work inside `recv` (no thread hop per request), and a keeper
+//!   thread takes over only while the program holds a request; it
+//!   reconnects by itself.
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
 //!   bytes, so bodies pass through the broker untouched; the only module
 //!   with `unsafe` code.
