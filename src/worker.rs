@@ -487,6 +487,8 @@ impl Link {
     fn connect(&mut self) -> Result<(), zmq::Error> {
         let socket = self.context.socket(zmq::DEALER)?;
         socket.set_linger(100)?;
+        // So that brokers at IPv6 addresses (tcp://[::1]:5555) can be reached.
+        socket.set_ipv6(true)?;
         socket.connect(&self.endpoint)?;
         self.socket = Some(socket);
         self.generation += 1;

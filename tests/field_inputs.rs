@@ -264,6 +264,18 @@ fn ipv6_endpoints_and_a_wildcard_serve_both_families() {
     assert_eq!(&reply[0][..], b"over ipv6");
     answer.join().expect("worker thread");
 
+    // And the worker library registers with an IPv6 broker.
+    let mut config = majordomo::WorkerConfig::default();
+    config.heartbeat_interval = INTERVAL;
+    let mut worker = majordomo::Worker::connect(&v6.endpoint, "v6worker", config).expect("worker");
+    let serve = std::thread::spawn(move || {
+        let request = worker.recv().expect("a request");
+        worker.reply(request, ["served"]).expect("reply");
+    });
+    let reply = client.request("v6worker", ["q"]).expect("the IPv6 worker answers");
+    assert_eq!(&reply[0][..], b"served");
+    serve.join().expect("worker thread");
+
     let wildcard = TestBroker::bind(&["tcp://*:*".to_string()], patient_config());
     let port = wildcard.endpoint.rsplit(':').next().expect("port").to_string();
     for host in ["127.0.0.1", "[::1]"] {
