@@ -322,3 +322,58 @@ fn verbose_logs_every_command_whatever_rust_log_says_and_a_bad_rust_log_is_repor
         );
     }
 }
+
+#[test]
+fn a_heartbeat_mismatch_is_named_in_the_log_with_both_figures() {
+    // First-contact input: --heartbeat-interval 100 and a worker
+    // heartbeating every 500 ms (as a default worker against a broker at
+    // 500 ms, scaled down).
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let _daemon = Daemon(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let endpoint = loop {
+        let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
+        if let Some(endpoint) = line.split("listening on ").nth(1) {
+            break endpoint.trim().to_string();
+        }
+    };
+    let worker = Peer::connect(&endpoint);
+    worker.send(&[b"", b"MDPW01", &[1], b"echo"]);
+    let deadline = Instant::now() + WAIT;
+    let mut next_heartbeat = Instant::now() + Duration::from_millis(500);
+    let mut found = None;
+    while Instant::now() < deadline && found.is_none() {
+        if Instant::now() >= next_heartbeat {
+            worker.send(&[b"", b"MDPW01", &[4]]);
+            next_heartbeat += Duration::from_millis(500);
+        }
+        while let Ok(msg) = worker.socket.recv_multipart(zmq::DONTWAIT) {
+            if msg == frames(&[b"", b"MDPW01", &[5]]) {
+                worker.send(&[b"", b"MDPW01", &[1], b"echo"]); // registers again, as workers do
+            }
+        }
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(20))
+            && line.contains("heartbeat interval seems longer")
+        {
+            found = Some(line);
+        }
+    }
+    let line = found.expect("the mismatch is named at the default log level");
+    assert!(
+        line.contains("'echo'") && line.contains("100ms") && line.contains("300ms"),
+        "{line}"
+    );
+}

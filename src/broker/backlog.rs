@@ -15,7 +15,7 @@
 //! after it: the stream **stops without its FINAL**, so the client's
 //! timeout and retry apply (18/MDP), and never sees a complete-looking
 //! stream with a hole in it. Broken streams are counted and logged
-//! (warn, at most one line per [`WARN_EVERY`]).
+//! (warn, at most one line every 10 s: `ratelimit`).
 //!
 //! Why a backlog in the broker rather than only a larger `SNDHWM`: libzmq's
 //! bound counts messages, not bytes, for every peer alike, workers
@@ -34,11 +34,10 @@ use crate::frame::Frame;
 use crate::hex::Hex;
 
 use super::core::StreamPart;
+use super::ratelimit::RateLimit;
 
 /// How often the I/O loop retries sending backlogs while any is waiting.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(2);
-/// At most one warning about broken streams per this long.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 /// What one frame costs beyond its bytes (the frame and libzmq's message).
 const FRAME_OVERHEAD: usize = 96;
 
@@ -98,8 +97,7 @@ pub struct Backlog {
     bytes: usize,
     max_client: usize,
     max_total: usize,
-    warn_at: Option<Instant>,
-    unwarned: u64,
+    warnings: RateLimit,
     stats: BacklogStats,
 }
 
@@ -112,8 +110,7 @@ impl Backlog {
             bytes: 0,
             max_client,
             max_total,
-            warn_at: None,
-            unwarned: 0,
+            warnings: RateLimit::default(),
             stats: BacklogStats::default(),
         }
     }
@@ -225,19 +222,14 @@ impl Backlog {
         if !part.last {
             self.broken.insert(part.request);
         }
-        if self.warn_at.is_none_or(|at| now >= at) {
+        if let Some(held_back) = self.warnings.allow(now) {
             warn!(
                 "reply stream to client {} stopped without its FINAL: the client reads too slowly \
-                 ({} bytes waiting for it, {} in all; {} more since the last warning)",
+                 ({} bytes waiting for it, {} in all; {held_back} more since the last warning)",
                 Hex(client),
                 self.queues.get(client).map_or(0, |q| q.bytes),
                 self.bytes,
-                self.unwarned
             );
-            self.warn_at = Some(now + WARN_EVERY);
-            self.unwarned = 0;
-        } else {
-            self.unwarned += 1;
         }
     }
 

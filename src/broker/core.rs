@@ -33,7 +33,9 @@ use crate::protocol::{
 use super::clients::Clients;
 use super::clock::Clock;
 use super::config::Config;
+use super::expired::{Expired, Silent};
 use super::mmi;
+use super::ratelimit::RateLimit;
 use super::reclaimed::{Reclaimed, Verdict};
 use super::service::{Request, Service};
 use super::stats::Stats;
@@ -55,6 +57,15 @@ pub struct StreamPart {
     pub request: u64,
     /// Whether this is its FINAL (or MDP/0.1 REPLY).
     pub last: bool,
+}
+
+/// One allowance per kind of warning a peer can cause (see `ratelimit`).
+#[derive(Debug, Default)]
+struct Warnings {
+    refused_ready: RateLimit,
+    invalid_message: RateLimit,
+    unknown_worker: RateLimit,
+    heartbeat_mismatch: RateLimit,
 }
 
 /// The client a reply goes to, and the request (stream) it answers.
@@ -110,6 +121,10 @@ pub struct Broker {
     clients: Clients,
     /// Requests taken back from deleted workers, whose replies may come.
     reclaimed: Reclaimed,
+    /// Workers recently expired, to recognise a heartbeat mismatch.
+    expired: Expired,
+    /// Allowances of the warnings peers can cause.
+    warnings: Warnings,
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
@@ -133,6 +148,8 @@ impl Broker {
             // A taken-back request's reply is awaited as long as any worker
             // may hold a request, and one expiry more.
             reclaimed: Reclaimed::new(config.busy_timeout + config.expiry()),
+            expired: Expired::new(config.expiry() * 4),
+            warnings: Warnings::default(),
             clock: Clock::new(),
             grid: Grid::new(now, config.timer_resolution()),
             config,
@@ -247,7 +264,14 @@ impl Broker {
     fn invalid_message(&mut self, identity: &[u8], error: &ProtocolError, now: Instant) {
         match self.worker_keys.get(identity).copied() {
             Some(key) => self.violation(key, &format!("sent an invalid message ({error})"), now),
-            None => debug!("dropped invalid message from {}: {error}", Hex(identity)),
+            None => {
+                if let Some(held_back) = self.warnings.invalid_message.allow(now) {
+                    warn!(
+                        "dropped invalid message from {}: {error} ({held_back} more since the last warning)",
+                        Hex(identity)
+                    );
+                }
+            }
         }
     }
 
@@ -436,23 +460,55 @@ impl Broker {
             // heartbeats: that would make it drop the reply it is sending.
             (None, FromWorker::Heartbeat) if self.reclaimed.awaits(&identity) => {}
             (None, cmd) => {
-                warn!(
-                    "{} from unknown worker {}: sending DISCONNECT",
-                    cmd.name(),
-                    Hex(&identity)
-                );
+                self.heard_after_expiry(&identity, now);
+                if let Some(held_back) = self.warnings.unknown_worker.allow(now) {
+                    warn!(
+                        "{} from unknown worker {}: sending DISCONNECT ({held_back} more since the last warning)",
+                        cmd.name(),
+                        Hex(&identity)
+                    );
+                }
                 self.send_to_worker(&identity, dialect, ToWorker::Disconnect, Recipient::Departing);
             }
+        }
+    }
+
+    /// An unknown worker spoke: if it was expired lately, it heartbeats
+    /// less often than the broker expects, which is worth saying, with
+    /// both figures, since it shows otherwise only as a flapping worker.
+    fn heard_after_expiry(&mut self, identity: &[u8], now: Instant) {
+        let Some(silent) = self.expired.heard_again(identity, now) else {
+            return;
+        };
+        let gap = now.saturating_duration_since(silent.last_heard);
+        if gap <= self.config.heartbeat_interval {
+            return;
+        }
+        self.stats.heartbeat_mismatches += 1;
+        if let Some(held_back) = self.warnings.heartbeat_mismatch.allow(now) {
+            warn!(
+                "worker {} of '{}' was expired after {:?} of silence and spoke again {gap:?} after its last \
+                 message: its heartbeat interval seems longer than the broker's ({:?}, liveness {}); give \
+                 workers and broker the same --heartbeat-interval ({held_back} more since the last warning)",
+                Hex(identity),
+                String::from_utf8_lossy(&silent.service),
+                self.config.expiry(),
+                self.config.heartbeat_interval,
+                self.config.heartbeat_liveness,
+            );
         }
     }
 
     fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service: &[u8], now: Instant) {
         let name = String::from_utf8_lossy(service);
         if protocol::is_mmi(service) {
-            warn!(
-                "worker {} tried to register reserved service '{name}': sending DISCONNECT",
-                Hex(identity)
-            );
+            if let Some(held_back) = self.warnings.refused_ready.allow(now) {
+                warn!(
+                    "READY from worker {} refused: '{name}' is in the mmi. namespace, which 8/MMI reserves \
+                     for the broker; sending DISCONNECT ({held_back} more since the last warning)",
+                    Hex(identity)
+                );
+            }
             self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
             return;
         }
@@ -698,12 +754,19 @@ impl Broker {
             return;
         }
         if now >= worker.deadline(&self.config) {
-            let why = if worker.job.is_some() && !worker.heartbeats_while_busy {
-                "busy for longer than the busy timeout"
-            } else {
-                "expired (no heartbeat)"
+            if worker.job.is_some() && !worker.heartbeats_while_busy {
+                return self.delete_worker(key, "busy for longer than the busy timeout", true, now);
+            }
+            let silent = Silent {
+                service: self
+                    .services
+                    .get(&worker.service)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
+                last_heard: worker.last_heard,
             };
-            return self.delete_worker(key, why, true, now);
+            self.expired.record(&worker.identity, silent, now);
+            return self.delete_worker(key, "expired (no heartbeat)", true, now);
         }
         if worker.heartbeat_due(now, &self.grid) {
             worker.sent_command(now, &self.config);

@@ -15,4 +15,8 @@ pub struct Stats {
     /// Parts of replies dropped because another delivery of the same
     /// request had answered, or had started answering, first.
     pub duplicate_reply_parts: u64,
+    /// Workers heard from again after they were expired, later than one
+    /// heartbeat interval after their last message: their heartbeat
+    /// interval is longer than the broker's.
+    pub heartbeat_mismatches: u64,
 }

@@ -795,3 +795,22 @@ fn the_first_delivery_to_stream_a_part_owns_the_reply() {
         ]
     );
 }
+
+#[test]
+fn a_worker_heartbeating_less_often_than_the_broker_is_recognised_after_its_expiry() {
+    // First-contact input: broker at 100 ms (expiry 300 ms), worker at 500 ms.
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.advance(INTERVAL * 4);
+    assert_eq!(h.broker.worker_count(), 0, "expired before its first heartbeat");
+    h.advance(INTERVAL);
+    h.sent();
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    assert_eq!(h.sent(), vec![disconnect_v01("w1")]);
+    assert_eq!(h.broker.stats().heartbeat_mismatches, 1);
+    // A worker that simply died and came back much later is not counted
+    // twice, nor is an unknown peer that was never registered.
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.send("stranger", &[b"", b"MDPW01", &[4]]);
+    assert_eq!(h.broker.stats().heartbeat_mismatches, 1);
+}

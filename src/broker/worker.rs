@@ -31,6 +31,8 @@ pub struct Worker {
     pub dialect: Dialect,
     /// When it is dead unless heard from again (refreshed by any command).
     pub expires_at: Instant,
+    /// When the broker last heard from it.
+    pub last_heard: Instant,
     /// When the broker next sends it a HEARTBEAT.
     pub heartbeat_at: Instant,
     /// Its ticket in the idle queue while idle.
@@ -61,6 +63,7 @@ impl Worker {
             service,
             dialect,
             expires_at: now,
+            last_heard: now,
             heartbeat_at: now,
             idle_ticket: Some(ticket),
             job: None,
@@ -76,6 +79,7 @@ impl Worker {
     /// Any command from the worker shows it alive: it is dead only after
     /// liveness x interval of silence from now (7/MDP).
     pub fn heard_from(&mut self, now: Instant, config: &Config) {
+        self.last_heard = now;
         self.expires_at = now + config.expiry();
     }
 
