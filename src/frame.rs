@@ -243,15 +243,23 @@ impl From<Vec<u8>> for Frame {
 /// when that peer's connection closes (`ZMQ_ROUTER_NOTIFY`, which the `zmq`
 /// crate does not wrap). It lives here because this is the crate's one
 /// module with `unsafe` code.
+///
+/// `ZMQ_ROUTER_NOTIFY` is in libzmq 4.3's draft API, which this workspace's
+/// libzmq builds in; a libzmq without it (crates.io's `zmq-sys`, which a
+/// program outside this workspace gets) fails with `EINVAL`.
 pub fn notify_disconnects(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
-    let value: c_int = zmq_sys::ZMQ_NOTIFY_DISCONNECT;
+    // zmq.h's values (ZMQ_ROUTER_NOTIFY, ZMQ_NOTIFY_DISCONNECT), here rather
+    // than from zmq_sys so that the crate builds on any zmq-sys 0.12.
+    const ZMQ_ROUTER_NOTIFY: c_int = 97;
+    const ZMQ_NOTIFY_DISCONNECT: c_int = 2;
+    let value: c_int = ZMQ_NOTIFY_DISCONNECT;
     // SAFETY: the socket pointer is live for the borrow, and `value` is a
     // c_int that outlives the call, passed with its exact size, as
     // zmq_setsockopt(3) requires for an integer option.
     let rc = unsafe {
         zmq_sys::zmq_setsockopt(
             socket.as_mut_ptr(),
-            zmq_sys::ZMQ_ROUTER_NOTIFY as c_int,
+            ZMQ_ROUTER_NOTIFY,
             (&raw const value).cast::<c_void>(),
             std::mem::size_of::<c_int>(),
         )

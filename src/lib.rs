@@ -48,11 +48,11 @@
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
 //!   bytes, so bodies pass through the broker untouched; the only module
 //!   with `unsafe` code.
+//! * [`hex`]: peer identities and names in logs, cut and escaped.
 //!
 //! The `mdbroker` daemon and the `mdbench` benchmark are crates of their
 //! own in this workspace, so a program that uses this library compiles
 //! neither their command-line parser nor their logger.
-//! * [`hex`]: identities in logs.
 // `unsafe` lives in `frame` alone, each block with its SAFETY argument.
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]

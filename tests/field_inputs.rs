@@ -317,3 +317,29 @@ fn a_reply_from_a_worker_taken_for_dead_is_delivered_once() {
             .any(|msg| msg == disconnect)
     );
 }
+
+/// A reply for a connection that has closed does not go to a new
+/// connection that claims the same routing id (a client retrying with a
+/// fixed id, or anyone claiming a departed client's id).
+#[test]
+fn a_reply_for_a_closed_connection_never_reaches_a_new_one_with_the_same_id() {
+    use std::time::Duration;
+    let broker = TestBroker::start_with(patient_config());
+    let worker = v01_worker(&broker.endpoint, "echo");
+    let first = Peer::connect_as(&broker.endpoint, Some(b"fixed-client"));
+    first.send(&[b"", b"MDPC01", b"echo", b"first"]);
+    let request = worker.recv_skipping_heartbeats();
+    drop(first);
+    worker.expect_silence(Duration::from_millis(200)); // the broker hears of the close
+    let second = Peer::connect_as(&broker.endpoint, Some(b"fixed-client"));
+    second.send(&[b"", b"MDPC01", b"echo", b"second"]);
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"first"]);
+    let next = worker.recv_skipping_heartbeats();
+    assert_eq!(next[5], b"second");
+    worker.send(&[b"", b"MDPW01", &[3], &next[3], b"", b"second"]);
+    assert_eq!(
+        second.recv(),
+        frames(&[b"", b"MDPC01", b"echo", b"second"]),
+        "not the old reply"
+    );
+}

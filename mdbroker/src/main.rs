@@ -132,10 +132,17 @@ fn filter_parses(filter: &str) -> bool {
         })
 }
 
-fn run(args: &Args) -> Result<(), majordomo::broker::ServerError> {
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(inproc) = args.binds.iter().find(|endpoint| endpoint.starts_with("inproc://")) {
+        return Err(format!(
+            "cannot bind {inproc}: inproc:// is reachable only inside the broker's own process; \
+             use tcp:// or ipc:// for the daemon"
+        )
+        .into());
+    }
     let server = Server::bind(&args.binds, args.config())?;
     server.stop_on_signals()?;
-    server.run()
+    Ok(server.run()?)
 }
 
 #[cfg(test)]

@@ -377,3 +377,33 @@ fn a_heartbeat_mismatch_is_named_in_the_log_with_both_figures() {
         "{line}"
     );
 }
+
+#[test]
+fn mistyped_ports_inproc_and_duplicates_are_refused_and_leave_no_socket_file() {
+    for endpoint in [
+        "tcp://127.0.0.1:70000",
+        "tcp://127.0.0.1:5555junk",
+        "tcp://127.0.0.1",
+        "inproc://mdp",
+    ] {
+        let refused = run_expecting_failure(&["--bind", endpoint]);
+        assert!(
+            refused.contains("cannot bind") && refused.trim().lines().count() == 1,
+            "{endpoint}: {refused}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("mdbroker-daemon-leftover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ipc = format!("ipc://{}/a.sock", dir.display());
+    let refused = run_expecting_failure(&["--bind", &ipc, "--bind", "udp://127.0.0.1:5555"]);
+    assert!(refused.contains("udp://"), "{refused}");
+    assert!(
+        !dir.join("a.sock").exists(),
+        "a broker that does not start leaves no socket file"
+    );
+    let twice = run_expecting_failure(&["--bind", &ipc, "--bind", &ipc]);
+    assert!(twice.contains("given twice"), "{twice}");
+    assert!(!dir.join("a.sock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -38,6 +38,8 @@ use super::ratelimit::RateLimit;
 
 /// How often the I/O loop retries sending backlogs while any is waiting.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(2);
+/// Most broken streams remembered at once.
+const MAX_BROKEN: usize = 4096;
 /// What one frame costs beyond its bytes (the frame and libzmq's message).
 const FRAME_OVERHEAD: usize = 96;
 
@@ -92,8 +94,10 @@ pub struct BacklogStats {
 pub struct Backlog {
     queues: HashMap<Box<[u8]>, Queue>,
     /// Streams (requests) broken: their remaining parts are dropped until
-    /// their last part passes.
+    /// their last part passes. Bounded: the oldest are forgotten past
+    /// [`MAX_BROKEN`] (a stream whose FINAL never comes).
     broken: HashSet<u64>,
+    broken_order: VecDeque<u64>,
     bytes: usize,
     max_client: usize,
     max_total: usize,
@@ -107,6 +111,7 @@ impl Backlog {
         Backlog {
             queues: HashMap::new(),
             broken: HashSet::new(),
+            broken_order: VecDeque::new(),
             bytes: 0,
             max_client,
             max_total,
@@ -219,8 +224,13 @@ impl Backlog {
     fn break_stream(&mut self, client: &[u8], part: StreamPart, now: Instant) {
         self.stats.streams_broken += 1;
         self.stats.replies_dropped += 1;
-        if !part.last {
-            self.broken.insert(part.request);
+        if !part.last && self.broken.insert(part.request) {
+            self.broken_order.push_back(part.request);
+            if self.broken_order.len() > MAX_BROKEN
+                && let Some(oldest) = self.broken_order.pop_front()
+            {
+                self.broken.remove(&oldest);
+            }
         }
         if let Some(held_back) = self.warnings.allow(now) {
             warn!(
@@ -235,15 +245,26 @@ impl Backlog {
 
     fn client_gone(&mut self, client: &[u8], part: StreamPart) {
         self.finished(part);
-        let dropped = self.queues.remove(client).map_or(0, |queue| {
-            self.bytes -= queue.bytes;
-            for waiting in &queue.waiting {
-                self.finished(waiting.part);
-            }
+        self.stats.replies_for_departed_clients += 1;
+        self.closed(client);
+    }
+
+    /// `client`'s connection closed: what waits for it is dropped, so that
+    /// a routing id that connects again does not get it.
+    pub fn closed(&mut self, client: &[u8]) {
+        let Some(queue) = self.queues.remove(client) else {
+            return;
+        };
+        self.bytes -= queue.bytes;
+        for waiting in &queue.waiting {
+            self.finished(waiting.part);
+        }
+        self.stats.replies_for_departed_clients += queue.waiting.len() as u64;
+        debug!(
+            "client {} gone: {} waiting replies dropped",
+            Hex(client),
             queue.waiting.len()
-        });
-        self.stats.replies_for_departed_clients += 1 + dropped as u64;
-        debug!("client {} gone: {} waiting replies dropped", Hex(client), 1 + dropped);
+        );
     }
 
     fn pop(&mut self, client: &[u8]) -> Option<Waiting> {

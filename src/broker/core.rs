@@ -25,12 +25,12 @@ use std::time::Instant;
 use log::{debug, info, warn};
 
 use crate::frame::Frame;
-use crate::hex::Hex;
+use crate::hex::{Hex, Text};
 use crate::protocol::{
     self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ProtocolError, ReplyKind, ToWorker,
 };
 
-use super::clients::Clients;
+use super::clients::{Clients, Connection};
 use super::clock::Clock;
 use super::config::Config;
 use super::expired::{Expired, Silent};
@@ -279,7 +279,7 @@ impl Broker {
         debug!(
             "<- client {} {dialect} REQUEST for '{}' ({} body frames)",
             Hex(&client),
-            String::from_utf8_lossy(&cmd.service),
+            Text(&cmd.service),
             cmd.body.len()
         );
         if protocol::is_mmi(&cmd.service) {
@@ -305,6 +305,7 @@ impl Broker {
             body: cmd.body,
             queued_at: now,
             deliveries: 0,
+            streamed: false,
         };
         self.enqueue(key, request, false);
         self.dispatch(key, now);
@@ -325,7 +326,7 @@ impl Broker {
         let key = ServiceKey(self.new_key());
         self.service_keys.insert(name.into(), key);
         self.services.insert(key, Service::new(name.into()));
-        debug!("service '{}' created", String::from_utf8_lossy(name));
+        debug!("service '{}' created", Text(name));
         key
     }
 
@@ -336,7 +337,7 @@ impl Broker {
             && let Some(service) = self.services.remove(&key)
         {
             self.service_keys.remove(&service.name);
-            debug!("service '{}' dropped", String::from_utf8_lossy(&service.name));
+            debug!("service '{}' dropped", Text(&service.name));
         }
     }
 
@@ -491,7 +492,7 @@ impl Broker {
                  message: its heartbeat interval seems longer than the broker's ({:?}, liveness {}); give \
                  workers and broker the same --heartbeat-interval ({held_back} more since the last warning)",
                 Hex(identity),
-                String::from_utf8_lossy(&silent.service),
+                Text(&silent.service),
                 self.config.expiry(),
                 self.config.heartbeat_interval,
                 self.config.heartbeat_liveness,
@@ -500,7 +501,7 @@ impl Broker {
     }
 
     fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service: &[u8], now: Instant) {
-        let name = String::from_utf8_lossy(service);
+        let name = Text(service);
         if protocol::is_mmi(service) {
             if let Some(held_back) = self.warnings.refused_ready.allow(now) {
                 warn!(
@@ -576,14 +577,38 @@ impl Broker {
             );
             return;
         };
-        let (id, delivery) = (request.id, request.deliveries);
+        let (delivery, connection) = (request.deliveries, request.connection);
         let service = request.service.share();
         let to = ReplyTo::request(request);
-        if self.reclaimed.is_empty() || self.reclaimed.claim(id, delivery, false) == Verdict::Forward {
-            self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
-        } else {
-            self.stats.duplicate_reply_parts += 1;
+        if !self.may_reply(&to, connection, delivery, false) {
+            return;
         }
+        if let Some(job) = self.job_for(key, client) {
+            job.request.streamed = true;
+        }
+        self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
+    }
+
+    /// Whether a part of the reply to `to.request` from its `delivery` goes
+    /// to the client: not if the client's connection has closed (a routing
+    /// id that connects again is another client, which must not get it),
+    /// nor if another delivery answers (see `reclaimed`). Counts what is
+    /// dropped.
+    fn may_reply(&mut self, to: &ReplyTo, connection: Connection, delivery: u32, last: bool) -> bool {
+        if !self.clients.is_open(&to.client, connection) {
+            debug!("reply for departed client {} dropped", Hex(&to.client));
+            self.stats.replies_for_departed_clients += 1;
+            return false;
+        }
+        if !self.reclaimed.is_empty() && self.reclaimed.claim(to.request, delivery, last) == Verdict::Drop {
+            debug!(
+                "reply part for client {} dropped: answered by another delivery",
+                Hex(&to.client)
+            );
+            self.stats.duplicate_reply_parts += 1;
+            return false;
+        }
+        true
     }
 
     /// A reply from a worker that was taken for dead, for the request it
@@ -592,37 +617,32 @@ impl Broker {
         let Some(held) = self.reclaimed.held(worker, client) else {
             return;
         };
-        let (request, delivery, dialect) = (held.request, held.delivery, held.dialect);
-        let (client, service) = (held.client.share(), held.service.share());
+        let (delivery, connection) = (held.delivery, held.connection);
+        let to = ReplyTo {
+            client: held.client.share(),
+            dialect: held.dialect,
+            request: held.request,
+        };
+        let service = held.service.share();
         if last {
             self.reclaimed.finished(worker);
         }
-        let kind = match (last, dialect.streaming()) {
+        let kind = match (last, to.dialect.streaming()) {
             (true, _) => ReplyKind::Final,
             (false, Some(streaming)) => ReplyKind::Partial(streaming),
             (false, None) => return, // MDP/0.1 clients get only the FINAL
         };
-        if self.reclaimed.claim(request, delivery, last) == Verdict::Drop {
-            debug!(
-                "late reply part from worker {} dropped: answered by another",
-                Hex(worker)
-            );
-            self.stats.duplicate_reply_parts += 1;
+        if !self.may_reply(&to, connection, delivery, last) {
             return;
         }
         if last {
             info!(
                 "late reply from worker {} (taken for dead) delivered to client {}",
                 Hex(worker),
-                Hex(&client)
+                Hex(&to.client)
             );
             self.stats.late_replies_delivered += 1;
         }
-        let to = ReplyTo {
-            client,
-            dialect,
-            request,
-        };
         self.reply_to_client(to, kind, service, body);
     }
 
@@ -642,11 +662,8 @@ impl Broker {
         }
         let request = job.request;
         let to = ReplyTo::request(&request);
-        if self.reclaimed.is_empty() || self.reclaimed.claim(request.id, request.deliveries, true) == Verdict::Forward {
+        if self.may_reply(&to, request.connection, request.deliveries, true) {
             self.reply_to_client(to, ReplyKind::Final, request.service, body);
-        } else {
-            debug!("reply from worker {} dropped: answered by another", Hex(&to.client));
-            self.stats.duplicate_reply_parts += 1;
         }
         self.dispatch(service_key, now);
     }
@@ -686,7 +703,17 @@ impl Broker {
             if may_still_reply {
                 self.reclaimed.record(&worker.identity, &job.request, now);
             }
-            self.redeliver(worker.service, job.request, now);
+            if job.request.streamed {
+                // Its client has part of this delivery's stream: another
+                // delivery's would be spliced onto it. Its client's timeout
+                // and retry apply instead (or its late parts, if it lives).
+                debug!(
+                    "request from client {} not redelivered: its stream had begun",
+                    Hex(&job.request.client)
+                );
+            } else {
+                self.redeliver(worker.service, job.request, now);
+            }
         }
         self.drop_service_if_unused(worker.service);
     }
@@ -799,7 +826,7 @@ impl Broker {
                 debug!(
                     "request from client {} for '{}' expired after waiting {timeout:?}",
                     Hex(&request.client),
-                    String::from_utf8_lossy(&service.name)
+                    Text(&service.name)
                 );
             }
         }

@@ -67,6 +67,10 @@ pub enum Refusal {
     InUse,
     /// The path exists and is not a socket.
     NotASocket,
+    /// A `tcp://` endpoint without a port, or with one that is not a
+    /// number from 1 to 65535 or `*` (libzmq would wrap `:70000` around to
+    /// another port, and ignore junk after the digits).
+    BadPort,
 }
 
 impl Refusal {
@@ -75,6 +79,7 @@ impl Refusal {
         match self {
             Refusal::InUse => zmq::Error::EADDRINUSE,
             Refusal::NotASocket => zmq::Error::EADDRINUSE,
+            Refusal::BadPort => zmq::Error::EINVAL,
         }
     }
 
@@ -87,12 +92,16 @@ impl Refusal {
             Refusal::NotASocket => {
                 "the path exists and is not a socket, and the broker will not delete it; choose another path"
             }
+            Refusal::BadPort => "write tcp://ADDRESS:PORT with a PORT from 1 to 65535, or * for any free port",
         }
     }
 }
 
 /// Checks an endpoint before it is bound.
 pub fn check(endpoint: &str) -> Result<(), Refusal> {
+    if let Some(address) = endpoint.strip_prefix("tcp://") {
+        return check_port(address);
+    }
     let Some(path) = ipc_path(endpoint) else {
         return Ok(());
     };
@@ -108,12 +117,25 @@ pub fn check(endpoint: &str) -> Result<(), Refusal> {
     }
 }
 
-/// Whether a `tcp://` endpoint names an IPv4 address (`tcp://127.0.0.1:5555`).
-pub fn is_ipv4_address(endpoint: &str) -> bool {
+/// A `tcp://` address's port must be `*` or a number from 1 to 65535.
+fn check_port(address: &str) -> Result<(), Refusal> {
+    let Some((_, port)) = address.rsplit_once(':') else {
+        return Err(Refusal::BadPort);
+    };
+    let digits = port.bytes().all(|b| b.is_ascii_digit());
+    let valid = port == "*" || (digits && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if valid { Ok(()) } else { Err(Refusal::BadPort) }
+}
+
+/// Whether a `tcp://` endpoint should be bound with IPv6 enabled: the
+/// wildcard (both families) and bracketed IPv6 addresses. IPv4 addresses,
+/// interface names and host names are bound as libzmq binds them by
+/// default, IPv4 (with IPv6 on, `tcp://lo:PORT` would bind `[::1]` alone).
+pub fn wants_ipv6(endpoint: &str) -> bool {
     endpoint
         .strip_prefix("tcp://")
         .and_then(|rest| rest.rsplit_once(':'))
-        .is_some_and(|(host, _)| host.parse::<std::net::Ipv4Addr>().is_ok())
+        .is_some_and(|(host, _)| host == "*" || host.starts_with('['))
 }
 
 /// The file path of an `ipc://` endpoint; `None` for other transports, for
@@ -199,17 +221,36 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_addresses_are_told_from_other_hosts() {
-        assert!(is_ipv4_address("tcp://127.0.0.1:5555"));
-        assert!(is_ipv4_address("tcp://10.1.2.3:*"));
+    fn only_the_wildcard_and_ipv6_addresses_are_bound_with_ipv6() {
+        assert!(wants_ipv6("tcp://*:5555") && wants_ipv6("tcp://[::1]:*"));
         for other in [
-            "tcp://*:5555",
-            "tcp://[::1]:5555",
+            "tcp://127.0.0.1:5555",
             "tcp://lo:5555",
             "tcp://localhost:1",
             "ipc:///x:1",
         ] {
-            assert!(!is_ipv4_address(other), "{other}");
+            assert!(!wants_ipv6(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn tcp_ports_are_checked_before_libzmq_wraps_or_trims_them() {
+        for good in ["tcp://*:5555", "tcp://127.0.0.1:*", "tcp://[::1]:1", "tcp://lo:65535"] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "tcp://127.0.0.1:70000",
+            "tcp://127.0.0.1:155550",
+            "tcp://127.0.0.1:-1",
+            "tcp://127.0.0.1:5555junk",
+            "tcp://127.0.0.1:5555/",
+            "tcp://127.0.0.1:+5555",
+            "tcp://127.0.0.1: 5555",
+            "tcp://127.0.0.1:0",
+            "tcp://127.0.0.1",
+            "tcp://[::1]",
+        ] {
+            assert_eq!(check(bad), Err(Refusal::BadPort), "{bad}");
         }
     }
 }

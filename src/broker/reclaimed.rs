@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::frame::Frame;
 use crate::protocol::Dialect;
 
+use super::clients::Connection;
 use super::service::Request;
 
 /// What the broker keeps of a request a deleted worker held.
@@ -37,6 +38,8 @@ pub struct Held {
     pub client: Frame,
     /// How the client frames its commands.
     pub dialect: Dialect,
+    /// The client connection the request came on.
+    pub connection: Connection,
     /// The service name, for the reply.
     pub service: Frame,
     /// The request's id.
@@ -103,12 +106,19 @@ impl Reclaimed {
             Held {
                 client: request.client.share(),
                 dialect: request.dialect,
+                connection: request.connection,
                 service: request.service.share(),
                 request: request.id,
                 delivery: request.deliveries,
             },
         );
-        self.owners.entry(request.id).or_insert((Owner::Open, 0)).1 += 1;
+        // A delivery whose stream has begun owns the reply already.
+        let owner = if request.streamed {
+            Owner::Delivery(request.deliveries)
+        } else {
+            Owner::Open
+        };
+        self.owners.entry(request.id).or_insert((owner, 0)).1 += 1;
         self.expiry.push_back((now + self.retention, worker.into(), request.id));
     }
 

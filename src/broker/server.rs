@@ -89,6 +89,45 @@ impl From<io::Error> for ServerError {
     }
 }
 
+/// Binds every endpoint, recording the socket files of ipc ones; returns
+/// the endpoints as bound (wildcard ports resolved).
+fn bind_all<S: AsRef<str>>(
+    socket: &zmq::Socket,
+    endpoints: &[S],
+    ipc_files: &mut Vec<IpcFile>,
+) -> Result<Vec<String>, ServerError> {
+    let mut bound: Vec<String> = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let endpoint = endpoint.as_ref();
+        let refused = |source, hint| ServerError::Bind {
+            endpoint: endpoint.to_owned(),
+            source,
+            hint,
+        };
+        if endpoints.iter().filter(|e| e.as_ref() == endpoint).count() > 1 {
+            return Err(refused(zmq::Error::EINVAL, "the same endpoint is given twice"));
+        }
+        endpoint::check(endpoint).map_err(|refusal| refused(refusal.error(), refusal.hint()))?;
+        // IPv6 as well as IPv4 (libzmq reads the option at each bind):
+        // tcp://[::1]:PORT binds, and tcp://*:PORT serves both families
+        // where the host has IPv6 (libzmq falls back to IPv4 alone where it
+        // has not). Other hosts are bound as IPv4, libzmq's default (see
+        // endpoint::wants_ipv6).
+        socket_call("setting IPV6", socket.set_ipv6(endpoint::wants_ipv6(endpoint)))?;
+        socket
+            .bind(endpoint)
+            .map_err(|source| refused(source, endpoint::hint(endpoint, source)))?;
+        ipc_files.extend(IpcFile::bound(endpoint));
+        let resolved = match socket_call("reading the bound endpoint", socket.get_last_endpoint())? {
+            Ok(resolved) => resolved,
+            Err(_) => endpoint.to_owned(),
+        };
+        info!("listening on {resolved}");
+        bound.push(resolved);
+    }
+    Ok(bound)
+}
+
 /// Names the socket call that failed, for [`ServerError::Socket`].
 fn socket_call<T>(what: &'static str, result: Result<T, zmq::Error>) -> Result<T, ServerError> {
     result.map_err(|source| ServerError::Socket { what, source })
@@ -162,40 +201,34 @@ impl Server {
         // The core drops queued requests of clients that have gone, and
         // deletes a worker as soon as its connection closes.
         let mut socket = socket;
-        socket_call("setting ROUTER_NOTIFY", frame::notify_disconnects(&mut socket))?;
+        match frame::notify_disconnects(&mut socket) {
+            Ok(()) => {}
+            Err(zmq::Error::EINVAL) => {
+                warn!("this libzmq has no ZMQ_ROUTER_NOTIFY: requests of departed clients will be dispatched")
+            }
+            Err(source) => {
+                return Err(ServerError::Socket {
+                    what: "setting ROUTER_NOTIFY",
+                    source,
+                });
+            }
+        }
         // libzmq's default listen backlog is 100: thousands of workers
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.
         socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
         socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
-        let mut bound = Vec::with_capacity(endpoints.len());
         let mut ipc_files = Vec::new();
-        for endpoint in endpoints {
-            let endpoint = endpoint.as_ref();
-            let refused = |source, hint| ServerError::Bind {
-                endpoint: endpoint.to_owned(),
-                source,
-                hint,
-            };
-            endpoint::check(endpoint).map_err(|refusal| refused(refusal.error(), refusal.hint()))?;
-            // IPv6 as well as IPv4 (libzmq reads the option at each bind):
-            // tcp://[::1]:PORT binds, and tcp://*:PORT serves both families
-            // where the host has IPv6 (libzmq falls back to IPv4 alone where
-            // it has not). An IPv4 address is bound as itself, not as the
-            // IPv4-mapped IPv6 address an IPv6 socket would report.
-            let ipv6 = !endpoint::is_ipv4_address(endpoint);
-            socket_call("setting IPV6", socket.set_ipv6(ipv6))?;
-            socket
-                .bind(endpoint)
-                .map_err(|source| refused(source, endpoint::hint(endpoint, source)))?;
-            ipc_files.extend(IpcFile::bound(endpoint));
-            let resolved = match socket_call("reading the bound endpoint", socket.get_last_endpoint())? {
-                Ok(resolved) => resolved,
-                Err(_) => endpoint.to_owned(),
-            };
-            info!("listening on {resolved}");
-            bound.push(resolved);
-        }
+        let bound = match bind_all(&socket, endpoints, &mut ipc_files) {
+            Ok(bound) => bound,
+            Err(error) => {
+                // A broker that does not start leaves no socket file behind.
+                for file in &ipc_files {
+                    let _ = file.remove();
+                }
+                return Err(error);
+            }
+        };
         let (stop_rx, stop_tx) = UnixStream::pair()?;
         stop_rx.set_nonblocking(true)?;
         stop_tx.set_nonblocking(true)?;
@@ -301,8 +334,15 @@ impl Server {
             };
             let mut frames = frames.into_iter();
             let Some(identity) = frames.next() else { continue };
-            self.broker
-                .handle(identity, frames.collect::<Vec<Frame>>(), Instant::now());
+            let frames: Vec<Frame> = frames.collect();
+            if let [only] = &frames[..]
+                && only.is_empty()
+            {
+                // libzmq's notice that this peer's connection closed (see
+                // frame::notify_disconnects): what waits for it is dropped.
+                self.backlog.closed(&identity);
+            }
+            self.broker.handle(identity, frames, Instant::now());
             self.flush(outbox);
         }
         Ok(())

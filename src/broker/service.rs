@@ -41,6 +41,10 @@ pub struct Request {
     pub queued_at: Instant,
     /// How many workers it has been handed to so far.
     pub deliveries: u32,
+    /// Whether a part of its reply (a PARTIAL) has reached the client: the
+    /// reply then belongs to that delivery, and the request is not handed
+    /// to another worker (the client would get two streams spliced).
+    pub streamed: bool,
 }
 
 /// One service and its two queues.

@@ -9,6 +9,9 @@ pub struct Stats {
     /// Queued requests dropped because their client's connection had
     /// closed before a worker could take them.
     pub requests_for_departed_clients: u64,
+    /// Replies (or parts) dropped because their client's connection had
+    /// closed (a routing id that connects again is another client).
+    pub replies_for_departed_clients: u64,
     /// Replies delivered from workers that had been taken for dead (their
     /// requests had been given to another worker).
     pub late_replies_delivered: u64,

@@ -666,11 +666,13 @@ fn queued_requests_of_a_client_whose_connection_closed_are_not_dispatched() {
     assert_eq!(h.broker.queued(b"slow"), 1);
     assert_eq!(h.broker.stats().requests_for_departed_clients, 1);
     h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
-    // The reply goes out, and the live retry is served.
+    // The reply for the closed connection is dropped (a routing id that
+    // connects again must not get it), and the live retry is served.
     let sent = h.sent();
-    assert_eq!(sent[0], to("c1", &[b"", b"MDPC01", b"slow", b"done"]));
-    assert_eq!(sent[1].0, b"w1");
-    assert_eq!(sent[1].1[5], b"retry 2");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, b"w1");
+    assert_eq!(sent[0].1[5], b"retry 2");
+    assert_eq!(h.broker.stats().replies_for_departed_clients, 1);
     // A routing id that connects again is a new client.
     h.request_v01("c2", "slow", "back again");
     assert_eq!(h.broker.queued(b"slow"), 1);
@@ -813,4 +815,46 @@ fn a_worker_heartbeating_less_often_than_the_broker_is_recognised_after_its_expi
     h.send("w1", &[b"", b"MDPW01", &[4]]);
     h.send("stranger", &[b"", b"MDPW01", &[4]]);
     assert_eq!(h.broker.stats().heartbeat_mismatches, 1);
+}
+
+#[test]
+fn a_stream_that_has_begun_is_not_spliced_with_another_delivery() {
+    // A worker streams a PARTIAL, then its connection closes: its request is
+    // not handed to another worker (whose stream would follow the first
+    // one's PARTIALs and end in a FINAL); the client's timeout applies.
+    let mut h = Harness::new();
+    h.ready_v02("w1", "stream");
+    h.request_v02("c1", "stream", "job");
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"part"]);
+    h.sent();
+    h.send("w1", &[b""]);
+    h.ready_v02("w2", "stream");
+    assert_eq!(h.sent(), vec![], "not redelivered");
+    // Expired instead (it may still be working): its own later parts and
+    // FINAL still reach the client, and nobody else's.
+    let mut h = Harness::new();
+    h.ready_v02("w1", "stream");
+    h.request_v02("c1", "stream", "job");
+    h.send("w1", &[b"MDPW02", &[5]]);
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"part 1"]);
+    h.advance(INTERVAL * 2);
+    h.ready_v02("w2", "stream");
+    h.advance(INTERVAL * 2);
+    assert_eq!(h.broker.worker_count(), 1, "w1 expired");
+    let to_w2 = h
+        .sent()
+        .into_iter()
+        .filter(|(to, frames)| to == b"w2" && frames[1] == [2])
+        .count();
+    assert_eq!(to_w2, 0, "not redelivered");
+    h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"part 2"]);
+    h.send("w1", &[b"MDPW02", &[4], b"c1", b"", b"end"]);
+    let to_client: Vec<Sent> = h.sent().into_iter().filter(|(to, _)| to == b"c1").collect();
+    assert_eq!(
+        to_client,
+        vec![
+            to("c1", &[b"MDPC02", &[2], b"stream", b"part 2"]),
+            to("c1", &[b"MDPC02", &[3], b"stream", b"end"])
+        ]
+    );
 }
