@@ -2,6 +2,7 @@
 
 mod common;
 mod field_inputs;
+mod first_contact;
 mod libraries;
 mod routing_ids;
 mod wire;

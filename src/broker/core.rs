@@ -16,9 +16,9 @@
 //!
 //! Replies go back in the dialect the client used. An MDP/0.2 client served
 //! by an MDP/0.1 worker gets the REPLY as FINAL. An MDP/0.1 client served by
-//! an MDP/0.2 worker gets only the FINAL, as its one REPLY: MDP/0.1 cannot
-//! express PARTIAL, and buffering partials would let one worker make the
-//! broker hold unbounded memory, so partials for MDP/0.1 clients are dropped.
+//! an MDP/0.2 worker gets one REPLY with the frames of every PARTIAL and
+//! then the FINAL's (MDP/0.1 cannot express PARTIAL), gathered within the
+//! backlog bounds; past them, no reply (`Broker::gather`).
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -40,7 +40,7 @@ use super::reclaimed::{Reclaimed, Verdict};
 use super::service::{Request, Service};
 use super::stats::Stats;
 use super::timers::{Grid, Timers};
-use super::worker::{Job, Worker};
+use super::worker::{Gathered, Job, Worker};
 
 /// Names one registered worker for as long as it lives; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +66,7 @@ struct Warnings {
     invalid_message: RateLimit,
     unknown_worker: RateLimit,
     heartbeat_mismatch: RateLimit,
+    gathered_too_large: RateLimit,
 }
 
 /// The client a reply goes to, and the request (stream) it answers.
@@ -125,6 +126,8 @@ pub struct Broker {
     expired: Expired,
     /// Allowances of the warnings peers can cause.
     warnings: Warnings,
+    /// Bytes of PARTIALs gathered for MDP/0.1 clients, all together.
+    gathered_bytes: usize,
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
@@ -150,6 +153,7 @@ impl Broker {
             reclaimed: Reclaimed::new(config.busy_timeout + config.expiry()),
             expired: Expired::new(config.expiry() * 4),
             warnings: Warnings::default(),
+            gathered_bytes: 0,
             clock: Clock::new(),
             grid: Grid::new(now, config.timer_resolution()),
             config,
@@ -409,7 +413,11 @@ impl Broker {
             );
             worker.idle_ticket = None;
             worker.sent_command(now, &self.config);
-            worker.job = Some(Job { request, since: now });
+            worker.job = Some(Job {
+                request,
+                since: now,
+                gathered: Some(Gathered::default()),
+            });
             self.outbox.push(Outbound {
                 recipient: Recipient::WorkerRequest(worker_key),
                 frames,
@@ -571,11 +579,7 @@ impl Broker {
         };
         let request = &job.request;
         let Some(streaming) = request.dialect.streaming() else {
-            debug!(
-                "PARTIAL for MDP/0.1 client {} dropped: only the FINAL reaches it",
-                Hex(client)
-            );
-            return;
+            return self.gather(key, client, body, now);
         };
         let (delivery, connection) = (request.deliveries, request.connection);
         let service = request.service.share();
@@ -587,6 +591,37 @@ impl Broker {
             job.request.streamed = true;
         }
         self.reply_to_client(to, ReplyKind::Partial(streaming), service, body);
+    }
+
+    /// A PARTIAL for an MDP/0.1 client, which has no PARTIAL: its frames
+    /// are kept and sent with the FINAL's as one REPLY, within the bounds of
+    /// slow clients' backlogs (per client, and for all clients together);
+    /// past them, the whole reply is dropped and the client's timeout
+    /// applies.
+    fn gather(&mut self, key: WorkerKey, client: &[u8], body: Vec<Frame>, now: Instant) {
+        let bytes: usize = body.iter().map(|frame| frame.len()).sum();
+        let (max_one, max_all) = (self.config.max_client_backlog, self.config.max_total_backlog);
+        let total = self.gathered_bytes;
+        let Some(job) = self.job_for(key, client) else { return };
+        let Some(gathered) = job.gathered.as_mut() else { return };
+        if gathered.bytes + bytes > max_one || total + bytes > max_all {
+            let dropped = gathered.bytes;
+            job.gathered = None;
+            self.gathered_bytes -= dropped;
+            self.stats.gathered_replies_dropped += 1;
+            if let Some(held_back) = self.warnings.gathered_too_large.allow(now) {
+                warn!(
+                    "reply stream for MDP/0.1 client {} is larger than the backlog bounds \
+                     (--max-client-backlog {max_one}, --max-total-backlog {max_all} bytes): it gets no reply \
+                     ({held_back} more since the last warning)",
+                    Hex(client)
+                );
+            }
+            return;
+        }
+        gathered.bytes += bytes;
+        gathered.frames.extend(body);
+        self.gathered_bytes += bytes;
     }
 
     /// Whether a part of the reply to `to.request` from its `delivery` goes
@@ -617,7 +652,7 @@ impl Broker {
         let Some(held) = self.reclaimed.held(worker, client) else {
             return;
         };
-        let (delivery, connection) = (held.delivery, held.connection);
+        let (delivery, connection, complete) = (held.delivery, held.connection, held.complete);
         let to = ReplyTo {
             client: held.client.share(),
             dialect: held.dialect,
@@ -628,9 +663,16 @@ impl Broker {
             self.reclaimed.finished(worker);
         }
         let kind = match (last, to.dialect.streaming()) {
-            (true, _) => ReplyKind::Final,
+            (true, Some(_)) => ReplyKind::Final,
+            (true, None) if complete => ReplyKind::Final,
             (false, Some(streaming)) => ReplyKind::Partial(streaming),
-            (false, None) => return, // MDP/0.1 clients get only the FINAL
+            // An MDP/0.1 client gets one whole REPLY or nothing: the parts
+            // gathered before this worker was taken for dead are gone.
+            (true, None) => {
+                self.stats.gathered_replies_dropped += 1;
+                return;
+            }
+            (false, None) => return self.reclaimed.incomplete(worker),
         };
         if !self.may_reply(&to, connection, delivery, last) {
             return;
@@ -661,8 +703,20 @@ impl Broker {
             service.push_idle(key, ticket);
         }
         let request = job.request;
+        let body = match job.gathered {
+            // An MDP/0.1 client gets every PARTIAL's frames, then the FINAL's.
+            Some(mut gathered) if !gathered.frames.is_empty() => {
+                self.gathered_bytes -= gathered.bytes;
+                gathered.frames.extend(body);
+                Some(gathered.frames)
+            }
+            Some(_) => Some(body),
+            None => None, // outgrew the bounds: no reply (its timeout applies)
+        };
         let to = ReplyTo::request(&request);
-        if self.may_reply(&to, request.connection, request.deliveries, true) {
+        if let Some(body) = body
+            && self.may_reply(&to, request.connection, request.deliveries, true)
+        {
             self.reply_to_client(to, ReplyKind::Final, request.service, body);
         }
         self.dispatch(service_key, now);
@@ -700,8 +754,11 @@ impl Broker {
             }
         }
         if let Some(job) = worker.job {
+            // PARTIALs gathered for an MDP/0.1 client are gone with the job.
+            self.gathered_bytes -= job.gathered.as_ref().map_or(0, |g| g.bytes);
             if may_still_reply {
-                self.reclaimed.record(&worker.identity, &job.request, now);
+                let complete = job.gathered.as_ref().is_some_and(|g| g.frames.is_empty());
+                self.reclaimed.record(&worker.identity, &job.request, complete, now);
             }
             if job.request.streamed {
                 // Its client has part of this delivery's stream: another

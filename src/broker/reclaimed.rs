@@ -46,6 +46,9 @@ pub struct Held {
     pub request: u64,
     /// Which delivery of the request the worker had.
     pub delivery: u32,
+    /// For an MDP/0.1 client: `false` once a PARTIAL of this delivery could
+    /// not be gathered into its one REPLY, which would then be incomplete.
+    pub complete: bool,
 }
 
 /// Who may send a request's reply.
@@ -100,7 +103,7 @@ impl Reclaimed {
     }
 
     /// Remembers that the deleted worker `worker` held `request`.
-    pub fn record(&mut self, worker: &[u8], request: &Request, now: Instant) {
+    pub fn record(&mut self, worker: &[u8], request: &Request, complete: bool, now: Instant) {
         self.held.insert(
             worker.into(),
             Held {
@@ -110,6 +113,7 @@ impl Reclaimed {
                 service: request.service.share(),
                 request: request.id,
                 delivery: request.deliveries,
+                complete,
             },
         );
         // A delivery whose stream has begun owns the reply already.
@@ -125,6 +129,14 @@ impl Reclaimed {
     /// What the deleted worker `worker` held for `client`, if anything.
     pub fn held(&self, worker: &[u8], client: &[u8]) -> Option<&Held> {
         self.held.get(worker).filter(|held| held.client[..] == *client)
+    }
+
+    /// A part of the deleted worker's reply could not reach its MDP/0.1
+    /// client: its FINAL alone would be an incomplete REPLY.
+    pub fn incomplete(&mut self, worker: &[u8]) {
+        if let Some(held) = self.held.get_mut(worker) {
+            held.complete = false;
+        }
     }
 
     /// Whether the deleted worker `worker` may still send a reply.

@@ -22,4 +22,7 @@ pub struct Stats {
     /// heartbeat interval after their last message: their heartbeat
     /// interval is longer than the broker's.
     pub heartbeat_mismatches: u64,
+    /// Replies to MDP/0.1 clients (which have no PARTIAL) dropped because
+    /// the PARTIALs gathered for them outgrew the backlog bounds.
+    pub gathered_replies_dropped: u64,
 }

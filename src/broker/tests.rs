@@ -159,15 +159,41 @@ fn v02_client_served_by_v01_worker_gets_final() {
 }
 
 #[test]
-fn v01_client_served_by_v02_worker_gets_only_the_final_as_its_reply() {
+fn v01_client_served_by_v02_worker_gets_the_whole_stream_as_one_reply() {
     let mut h = Harness::new();
     h.ready_v02("w2", "echo");
     h.request_v01("c1", "echo", "q");
     assert_eq!(h.sent(), vec![to("w2", &[b"MDPW02", &[2], b"c1", b"", b"q"])]);
-    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"partial"]);
-    assert_eq!(h.sent(), vec![], "a PARTIAL has no MDP/0.1 form and is dropped");
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"p1", b"p1b"]);
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b""]);
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"p3"]);
+    assert_eq!(h.sent(), vec![], "MDP/0.1 has no PARTIAL: they are gathered");
     h.send("w2", &[b"MDPW02", &[4], b"c1", b"", b"final"]);
-    assert_eq!(h.sent(), vec![to("c1", &[b"", b"MDPC01", b"echo", b"final"])]);
+    assert_eq!(
+        h.sent(),
+        vec![to("c1", &[b"", b"MDPC01", b"echo", b"p1", b"p1b", b"p3", b"final"])]
+    );
+}
+
+#[test]
+fn a_gathered_stream_past_the_bounds_gives_the_v01_client_no_reply() {
+    let mut h = Harness::with(Config {
+        max_client_backlog: 10,
+        ..config()
+    });
+    h.ready_v02("w2", "echo");
+    h.request_v01("c1", "echo", "q");
+    h.sent();
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"123456"]);
+    h.send("w2", &[b"MDPW02", &[3], b"c1", b"", b"789012"]);
+    h.send("w2", &[b"MDPW02", &[4], b"c1", b"", b"end"]);
+    assert_eq!(h.sent(), vec![], "no incomplete REPLY: its timeout applies");
+    assert_eq!(h.broker.stats().gathered_replies_dropped, 1);
+    // The worker is free, and the next stream starts afresh.
+    h.request_v01("c2", "echo", "q");
+    h.sent();
+    h.send("w2", &[b"MDPW02", &[4], b"c2", b"", b"ok"]);
+    assert_eq!(h.sent(), vec![to("c2", &[b"", b"MDPC01", b"echo", b"ok"])]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use crate::frame::Frame;
 use crate::protocol::Dialect;
 
 use super::config::Config;
@@ -18,6 +19,19 @@ pub struct Job {
     pub request: Request,
     /// When the worker got it.
     pub since: Instant,
+    /// For an MDP/0.1 client, which has no PARTIAL: the frames of the
+    /// PARTIALs so far, sent with the FINAL's as its one REPLY; `None`
+    /// once they outgrew the bounds (the client then gets no reply).
+    pub gathered: Option<Gathered>,
+}
+
+/// PARTIAL bodies gathered for an MDP/0.1 client.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// The frames, in order.
+    pub frames: Vec<Frame>,
+    /// Their size, counted against the backlog bounds.
+    pub bytes: usize,
 }
 
 /// One registered worker.
