@@ -154,6 +154,9 @@ pub enum WorkerError {
     Stopped,
     /// PARTIAL replies need MDP/0.2.
     PartialNeedsV02,
+    /// A service name no broker accepts: empty, or in the `mmi.` namespace
+    /// that 8/MMI reserves for the broker. Refused before connecting.
+    ReservedService(String),
 }
 
 impl fmt::Display for WorkerError {
@@ -163,6 +166,13 @@ impl fmt::Display for WorkerError {
             WorkerError::Socket(_) => write!(f, "socket call failed"),
             WorkerError::Stopped => write!(f, "the worker's heartbeat thread has stopped"),
             WorkerError::PartialNeedsV02 => write!(f, "PARTIAL replies need MDP/0.2"),
+            WorkerError::ReservedService(name) if name.is_empty() => write!(f, "a service name cannot be empty"),
+            WorkerError::ReservedService(name) => {
+                write!(
+                    f,
+                    "service '{name}' is in the mmi. namespace, which 8/MMI reserves for the broker"
+                )
+            }
         }
     }
 }
@@ -172,7 +182,7 @@ impl std::error::Error for WorkerError {
         match self {
             WorkerError::Spawn(e) => Some(e),
             WorkerError::Socket(e) => Some(e),
-            WorkerError::Stopped | WorkerError::PartialNeedsV02 => None,
+            WorkerError::Stopped | WorkerError::PartialNeedsV02 | WorkerError::ReservedService(_) => None,
         }
     }
 }
@@ -233,6 +243,11 @@ pub struct Worker {
 impl Worker {
     /// Connects to the broker at `endpoint` and registers for `service`.
     pub fn connect(endpoint: &str, service: &str, config: WorkerConfig) -> Result<Worker, WorkerError> {
+        // What the broker would refuse (answering DISCONNECT to every READY)
+        // is refused here, before connecting: the same rule, protocol::is_mmi.
+        if service.is_empty() || crate::protocol::is_mmi(service.as_bytes()) {
+            return Err(WorkerError::ReservedService(service.to_owned()));
+        }
         let streaming = config.dialect().streaming();
         // Fails now on a malformed endpoint, not later on another thread.
         let link = Link::new(endpoint, service, config)?;

@@ -27,3 +27,18 @@ fn a_v01_client_of_a_streaming_worker_gets_the_whole_stream_as_one_reply() {
     assert_eq!(texts, ["part 0", "part 1", "part 2", "end"]);
     serve.join().expect("worker thread");
 }
+
+/// Section 1: the library refuses, before connecting, every service name
+/// the broker would refuse.
+#[test]
+fn the_worker_library_refuses_names_the_broker_would_refuse() {
+    for name in ["", "mmi.foo", "mmi.service"] {
+        let result = Worker::connect("tcp://127.0.0.1:1", name, WorkerConfig::default());
+        match result {
+            Err(majordomo::WorkerError::ReservedService(got)) => assert_eq!(got, name),
+            other => panic!("{name:?}: {other:?}"),
+        }
+    }
+    let error = Worker::connect("tcp://127.0.0.1:1", "mmi.foo", WorkerConfig::default()).expect_err("refused");
+    assert!(error.to_string().contains("reserves"), "{error}");
+}
