@@ -154,6 +154,13 @@ pub enum WorkerError {
     Stopped,
     /// PARTIAL replies need MDP/0.2.
     PartialNeedsV02,
+    /// The broker answered this worker's registration with DISCONNECT this
+    /// many times in a row, with nothing else between: it refuses the worker
+    /// (its log says why). The worker keeps trying, with back-off.
+    Refused {
+        /// DISCONNECTs in a row.
+        times: u32,
+    },
     /// A service name no broker accepts: empty, or in the `mmi.` namespace
     /// that 8/MMI reserves for the broker. Refused before connecting.
     ReservedService(String),
@@ -166,6 +173,11 @@ impl fmt::Display for WorkerError {
             WorkerError::Socket(_) => write!(f, "socket call failed"),
             WorkerError::Stopped => write!(f, "the worker's heartbeat thread has stopped"),
             WorkerError::PartialNeedsV02 => write!(f, "PARTIAL replies need MDP/0.2"),
+            WorkerError::Refused { times } => write!(
+                f,
+                "the broker answered this worker's READY with DISCONNECT {times} times in a row: it refuses the \
+                 registration (its log says why)"
+            ),
             WorkerError::ReservedService(name) if name.is_empty() => write!(f, "a service name cannot be empty"),
             WorkerError::ReservedService(name) => {
                 write!(
@@ -182,7 +194,10 @@ impl std::error::Error for WorkerError {
         match self {
             WorkerError::Spawn(e) => Some(e),
             WorkerError::Socket(e) => Some(e),
-            WorkerError::Stopped | WorkerError::PartialNeedsV02 | WorkerError::ReservedService(_) => None,
+            WorkerError::Stopped
+            | WorkerError::PartialNeedsV02
+            | WorkerError::Refused { .. }
+            | WorkerError::ReservedService(_) => None,
         }
     }
 }
@@ -469,7 +484,13 @@ struct Link {
     heartbeat_at: Instant,
     /// While disconnected: when to connect again.
     reconnect_at: Option<Instant>,
+    /// The next reconnection back-off (before jitter): it doubles on each
+    /// failure, and returns to the configured delay once the broker sends a
+    /// heartbeat or a request (proof that it accepted the registration).
     delay: Duration,
+    /// DISCONNECTs in a row with nothing else from the broker between them:
+    /// the broker refuses this worker's registration.
+    refusals: u32,
     /// Requests read while the program was busy (normally none: a broker
     /// sends a request only to an idle worker, but a reconnection makes a
     /// busy worker idle in the broker's eyes).
@@ -485,6 +506,7 @@ impl Link {
             service: service.to_owned(),
             dialect: config.dialect(),
             delay: config.reconnect_delay,
+            refusals: 0,
             config,
             socket: None,
             generation: 0,
@@ -562,6 +584,14 @@ impl Link {
         self.broker_expires_at = later(Instant::now(), self.config.expiry());
     }
 
+    /// Closes the socket and schedules the next connection attempt after the
+    /// back-off with random jitter (so that workers disconnected together do
+    /// not come back in lock step), then doubles the back-off.
+    fn back_off(&mut self) {
+        self.schedule_reconnect(jitter(self.delay));
+        self.delay = self.delay.saturating_mul(2).min(self.config.max_reconnect_delay);
+    }
+
     /// Closes the socket and schedules the next connection attempt.
     fn schedule_reconnect(&mut self, delay: Duration) {
         self.socket = None;
@@ -597,6 +627,10 @@ impl Link {
         loop {
             if let Some(request) = self.requests.pop_front() {
                 return Ok(Some(request));
+            }
+            if self.refusals >= REFUSALS_REPORTED {
+                let times = std::mem::take(&mut self.refusals);
+                return Err(WorkerError::Refused { times });
             }
             self.on_time();
             if give_up_at.is_some_and(|at| at <= Instant::now()) {
@@ -638,8 +672,7 @@ impl Link {
                 self.config.expiry(),
                 self.delay
             );
-            self.schedule_reconnect(self.delay);
-            self.delay = self.delay.saturating_mul(2).min(self.config.max_reconnect_delay);
+            self.back_off();
         } else if now >= self.heartbeat_at {
             self.send(FromWorker::Heartbeat);
         }
@@ -659,7 +692,10 @@ impl Link {
                 }
             };
             self.restart_broker_clock();
-            self.delay = self.config.reconnect_delay;
+            if !matches!(cmd, ToWorker::Disconnect) {
+                self.delay = self.config.reconnect_delay;
+                self.refusals = 0;
+            }
             match cmd {
                 ToWorker::Request { client, body } => {
                     let generation = self.generation;
@@ -673,8 +709,9 @@ impl Link {
                     }
                 }
                 ToWorker::Disconnect => {
-                    info!("broker sent DISCONNECT; registering again");
-                    self.schedule_reconnect(Duration::ZERO);
+                    self.refusals = self.refusals.saturating_add(1);
+                    info!("broker sent DISCONNECT; registering again in about {:?}", self.delay);
+                    self.back_off();
                 }
                 ToWorker::Heartbeat => {}
             }
@@ -688,6 +725,18 @@ impl Link {
 enum Reading {
     UntilRequest,
     All,
+}
+
+/// DISCONNECTs in a row after which `recv` reports that the broker refuses
+/// the worker.
+const REFUSALS_REPORTED: u32 = 5;
+
+/// `delay` scaled by a random factor from 0.5 to 1.5.
+fn jitter(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState has fresh random keys: a random u64 without a crate.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    delay.mul_f64(0.5 + (random >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 /// `from + after`, or a time too far off to matter if that overflows (so

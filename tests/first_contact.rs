@@ -42,3 +42,46 @@ fn the_worker_library_refuses_names_the_broker_would_refuse() {
     let error = Worker::connect("tcp://127.0.0.1:1", "mmi.foo", WorkerConfig::default()).expect_err("refused");
     assert!(error.to_string().contains("reserves"), "{error}");
 }
+
+/// Section 1: a worker the broker refuses (DISCONNECT to every READY) comes
+/// back only after its growing, jittered back-off, never in a tight loop,
+/// and says in its error that it is refused.
+#[test]
+fn a_refused_worker_backs_off_and_says_why() {
+    use std::time::{Duration, Instant};
+    let context = zmq::Context::new();
+    let broker = context.socket(zmq::ROUTER).expect("router");
+    broker.set_linger(0).expect("linger");
+    broker.bind("tcp://127.0.0.1:*").expect("bind");
+    let endpoint = broker.get_last_endpoint().expect("endpoint").expect("utf-8");
+    let mut config = WorkerConfig::default();
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_secs(1);
+    let mut worker = Worker::connect(&endpoint, "refused", config).expect("worker");
+    let recv = std::thread::spawn(move || worker.recv_timeout(Some(Duration::from_secs(5))));
+    let started = Instant::now();
+    let mut readies = Vec::new();
+    while started.elapsed() < WAIT && readies.len() < 5 {
+        if broker.poll(zmq::POLLIN, 100).expect("poll") == 0 {
+            continue;
+        }
+        let msg = broker.recv_multipart(0).expect("recv");
+        if msg.get(3).is_some_and(|c| c == &[1]) {
+            readies.push(started.elapsed());
+            broker
+                .send_multipart([&msg[0][..], b"", b"MDPW01", &[5]], 0)
+                .expect("DISCONNECT");
+        }
+    }
+    let result = recv.join().expect("worker thread");
+    assert!(
+        matches!(result, Err(majordomo::WorkerError::Refused { times: 5 })),
+        "{result:?}"
+    );
+    // Back-off: 20, 40, 80, 160 ms (each x 0.5-1.5) between the first five.
+    assert!(readies.len() >= 5, "{readies:?}");
+    assert!(
+        readies[4] - readies[0] >= Duration::from_millis(150),
+        "a tight loop: {readies:?}"
+    );
+}

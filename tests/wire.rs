@@ -92,7 +92,10 @@ fn cross_version_v01_client_gets_exactly_one_reply_from_a_v02_worker() {
     worker.send(&[b"MDPW02", &[3], &request[2], b"", b"partial 1"]);
     worker.send(&[b"MDPW02", &[3], &request[2], b"", b"partial 2"]);
     worker.send(&[b"MDPW02", &[4], &request[2], b"", b"final"]);
-    assert_eq!(client.recv(), frames(&[b"", b"MDPC01", b"echo", b"final"]));
+    assert_eq!(
+        client.recv(),
+        frames(&[b"", b"MDPC01", b"echo", b"partial 1", b"partial 2", b"final"])
+    );
     assert_eq!(
         client.recv_within(Duration::from_millis(200)),
         None,
