@@ -130,6 +130,23 @@ impl Frame {
         frame
     }
 
+    /// The address of the peer that sent this frame (libzmq's
+    /// `Peer-Address` property: an IP address for tcp://), if it has one.
+    pub fn peer_address(&self) -> Option<String> {
+        // SAFETY: the message is initialised, the property name is a
+        // NUL-terminated string, and zmq_msg_gets only reads the message.
+        // What it returns is NULL or a NUL-terminated string owned by the
+        // message's metadata, which lives as long as the message: it is
+        // copied before `self` can be released.
+        unsafe {
+            let value = zmq_sys::zmq_msg_gets(self.msg.get(), c"Peer-Address".as_ptr());
+            if value.is_null() {
+                return None;
+            }
+            Some(std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned())
+        }
+    }
+
     /// Receives one frame; returns it with libzmq's "more frames follow" flag.
     fn recv(socket: &mut zmq::Socket, flags: c_int) -> Result<(Frame, bool), zmq::Error> {
         let mut frame = Frame::empty();

@@ -407,3 +407,46 @@ fn mistyped_ports_inproc_and_duplicates_are_refused_and_leave_no_socket_file() {
     assert!(!dir.join("a.sock").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn worker_lines_give_its_address_and_its_service_escaped() {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let _daemon = Daemon(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    let mut worker = None;
+    while Instant::now() < deadline && !lines.iter().any(|l: &String| l.contains("deleted")) {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) else {
+            continue;
+        };
+        if let Some(endpoint) = line.split("listening on ").nth(1) {
+            let peer = Peer::connect(endpoint.trim());
+            peer.send(&[b"", b"MDPW01", &[1], b"echo\nINFO forged"]); // then silent: expires
+            worker = Some(peer);
+        }
+        lines.push(line);
+    }
+    drop(worker);
+    let ready = lines
+        .iter()
+        .find(|l| l.contains("ready for"))
+        .expect("a registration line");
+    assert!(ready.contains("at 127.0.0.1 ready for 'echo\\nINFO forged'"), "{ready}");
+    let deleted = lines.iter().find(|l| l.contains("deleted")).expect("a deletion line");
+    assert!(deleted.contains("of 'echo\\nINFO forged' deleted"), "{deleted}");
+    assert!(!lines.iter().any(|l| l.starts_with("INFO forged")), "{lines:?}");
+}

@@ -40,7 +40,7 @@ use super::reclaimed::{Reclaimed, Verdict};
 use super::service::{Request, Service};
 use super::stats::Stats;
 use super::timers::{Grid, Timers};
-use super::worker::{Gathered, Job, Worker};
+use super::worker::{Gathered, Job, Registration, Worker};
 
 /// Names one registered worker for as long as it lives; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,6 +178,11 @@ impl Broker {
     /// What the broker has counted since it started.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// A service's name, for logs.
+    fn service_name(&self, key: ServiceKey) -> Text<'_> {
+        Text(self.services.get(&key).map_or(&[][..], |service| &service.name[..]))
     }
 
     /// Number of registered workers.
@@ -508,7 +513,8 @@ impl Broker {
         }
     }
 
-    fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service: &[u8], now: Instant) {
+    fn worker_ready(&mut self, identity: &[u8], dialect: Dialect, service_frame: &Frame, now: Instant) {
+        let service: &[u8] = service_frame;
         let name = Text(service);
         if protocol::is_mmi(service) {
             if let Some(held_back) = self.warnings.refused_ready.allow(now) {
@@ -521,19 +527,19 @@ impl Broker {
             self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
             return;
         }
-        info!("worker {} ready for '{name}' ({dialect})", Hex(identity));
+        // Where it connects from: libzmq's Peer-Address of the READY.
+        let address: Box<str> = service_frame.peer_address().unwrap_or_else(|| "?".into()).into();
+        info!("worker {} at {address} ready for '{name}' ({dialect})", Hex(identity));
         let service_key = self.require_service(service);
         let key = WorkerKey(self.new_key());
         let ticket = self.new_key();
-        let worker = Worker::new(
-            identity.into(),
-            service_key,
+        let registration = Registration {
+            identity: identity.into(),
+            address,
             dialect,
-            ticket,
-            now,
-            &self.config,
-            &self.grid,
-        );
+            service: service_key,
+        };
+        let worker = Worker::new(registration, ticket, now, &self.config, &self.grid);
         self.worker_timers.schedule(worker.timer_at, key.0);
         self.worker_keys.insert(identity.into(), key);
         self.workers.insert(key, worker);
@@ -725,7 +731,12 @@ impl Broker {
     /// A valid but unexpected command: 7/MDP says DISCONNECT, then nothing.
     fn violation(&mut self, key: WorkerKey, what: &str, now: Instant) {
         let Some(worker) = self.workers.get(&key) else { return };
-        warn!("worker {} {what}: sending DISCONNECT", Hex(&worker.identity));
+        warn!(
+            "worker {} at {} of '{}' {what}: sending DISCONNECT",
+            Hex(&worker.identity),
+            worker.address,
+            self.service_name(worker.service)
+        );
         let disconnect = ToWorker::Disconnect;
         queue_for_worker(
             &mut self.outbox,
@@ -744,7 +755,12 @@ impl Broker {
         let Some(worker) = self.workers.remove(&key) else {
             return;
         };
-        info!("worker {} deleted: {why}", Hex(&worker.identity));
+        info!(
+            "worker {} at {} of '{}' deleted: {why}",
+            Hex(&worker.identity),
+            worker.address,
+            self.service_name(worker.service)
+        );
         self.worker_keys.remove(&worker.identity);
         let workers = &self.workers;
         if let Some(service) = self.services.get_mut(&worker.service) {

@@ -41,6 +41,8 @@ pub struct Worker {
     pub identity: Box<[u8]>,
     /// The service it registered for.
     pub service: ServiceKey,
+    /// Where it connects from (libzmq's peer address), for logs.
+    pub address: Box<str>,
     /// How it frames its commands; the broker answers in kind.
     pub dialect: Dialect,
     /// When it is dead unless heard from again (refreshed by any command).
@@ -60,20 +62,32 @@ pub struct Worker {
     pub timer_at: Instant,
 }
 
+/// Who sent a READY: the peer a new [`Worker`] stands for.
+#[derive(Debug)]
+pub struct Registration {
+    /// Its ROUTER identity.
+    pub identity: Box<[u8]>,
+    /// Where it connects from.
+    pub address: Box<str>,
+    /// How it frames its commands.
+    pub dialect: Dialect,
+    /// The service it registers for.
+    pub service: ServiceKey,
+}
+
 impl Worker {
     /// A worker that has just sent READY at `now`: idle under `ticket`,
     /// heard from now, and due its first heartbeat one interval later.
-    pub fn new(
-        identity: Box<[u8]>,
-        service: ServiceKey,
-        dialect: Dialect,
-        ticket: u64,
-        now: Instant,
-        config: &Config,
-        grid: &Grid,
-    ) -> Worker {
+    pub fn new(registration: Registration, ticket: u64, now: Instant, config: &Config, grid: &Grid) -> Worker {
+        let Registration {
+            identity,
+            address,
+            dialect,
+            service,
+        } = registration;
         let mut worker = Worker {
             identity,
+            address,
             service,
             dialect,
             expires_at: now,
