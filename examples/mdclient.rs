@@ -7,12 +7,16 @@
 
 use std::time::{Duration, Instant};
 
+mod exit;
+
+use std::process::ExitCode;
+
 use clap::Parser;
 use majordomo::protocol::{Flavor, Framing};
 use majordomo::{Client, ClientConfig, Version};
 
 #[derive(Parser)]
-#[command(about = "MDP client: N sequential requests")]
+#[command(about = "MDP client: N sequential requests", after_help = exit::STATUS)]
 struct Args {
     /// Broker endpoint.
     #[arg(long, default_value = "tcp://localhost:5555")]
@@ -38,8 +42,12 @@ struct Args {
     majortomo: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    exit::finish("mdclient", run(&args))
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ClientConfig::default();
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.timeout = Duration::from_millis(args.timeout);
@@ -53,7 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     for i in 0..args.count {
         let body = format!("request {i}");
-        let reply = client.request(&args.service, [body.as_str()])?;
+        let what = format!("request {i} to '{}' at {}", args.service, args.broker);
+        let reply = client
+            .request(&args.service, [body.as_str()])
+            .map_err(exit::context(what))?;
         if reply.last().map(|f| &f[..]) != Some(body.as_bytes()) {
             return Err(format!("reply to '{body}' does not echo it").into());
         }

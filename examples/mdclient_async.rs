@@ -8,11 +8,15 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+mod exit;
+
+use std::process::ExitCode;
+
 use clap::Parser;
 use majordomo::{AsyncClient, ClientConfig, Version};
 
 #[derive(Parser)]
-#[command(about = "MDP client: N pipelined requests")]
+#[command(about = "MDP client: N pipelined requests", after_help = exit::STATUS)]
 struct Args {
     /// Broker endpoint.
     #[arg(long, default_value = "tcp://localhost:5555")]
@@ -34,13 +38,18 @@ struct Args {
     timeout: u64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    exit::finish("mdclient_async", run(&args))
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ClientConfig::default();
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.timeout = Duration::from_millis(args.timeout);
     config.attempts = 1;
-    let mut client = AsyncClient::connect(&args.broker, config)?;
+    let at = format!("'{}' at {}", args.service, args.broker);
+    let mut client = AsyncClient::connect(&args.broker, config).map_err(exit::context(at.clone()))?;
     let mut waiting: HashSet<u64> = HashSet::new();
     let (mut sent, mut received) = (0u64, 0u64);
     let started = Instant::now();
@@ -50,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             waiting.insert(sent);
             sent += 1;
         }
-        let reply = client.recv()?;
+        let reply = client.recv().map_err(exit::context(at.clone()))?;
         if !reply.last {
             continue;
         }

@@ -4,13 +4,24 @@
 //! ```sh
 //! cargo run --release --example mdworker -- --service echo
 //! ```
+//!
+//! Ctrl-C or SIGTERM stops it cleanly: the worker sends DISCONNECT (so the
+//! broker forgets it at once) and the program exits 0. The pattern: a flag
+//! that the signal sets, and `recv_timeout` so the loop looks at it.
+
+mod exit;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::Parser;
 use majordomo::protocol::Framing;
 use majordomo::{Version, Worker, WorkerConfig};
 
 #[derive(Parser)]
-#[command(about = "MDP echo worker")]
+#[command(about = "MDP echo worker", after_help = exit::STATUS)]
 struct Args {
     /// Broker endpoint.
     #[arg(long, default_value = "tcp://localhost:5555")]
@@ -43,8 +54,12 @@ struct Args {
     verbose: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    exit::finish("mdworker", run(&args))
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let level = if args.verbose { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let mut config = WorkerConfig::default();
@@ -57,10 +72,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.partials > 0 && config.version != Version::V02 {
         return Err("--partials needs --version 2".into());
     }
-    let mut worker = Worker::connect(&args.broker, &args.service, config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let at = format!("worker for '{}' at {}", args.service, args.broker);
+    let mut worker = Worker::connect(&args.broker, &args.service, config).map_err(exit::context(at.clone()))?;
     let mut served = 0u64;
-    while args.count == 0 || served < args.count {
-        let mut request = worker.recv()?;
+    while (args.count == 0 || served < args.count) && !stop.load(Ordering::Relaxed) {
+        let Some(mut request) = worker
+            .recv_timeout(Some(Duration::from_millis(200)))
+            .map_err(exit::context(at.clone()))?
+        else {
+            continue;
+        };
         std::thread::sleep(std::time::Duration::from_millis(args.work));
         for i in 0..args.partials {
             worker.partial(&request, [format!("partial {i}")])?;
@@ -69,6 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         worker.reply(request, body)?;
         served += 1;
     }
+    drop(worker); // sends DISCONNECT
     println!("served {served} requests");
     Ok(())
 }

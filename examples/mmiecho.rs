@@ -11,7 +11,10 @@ use clap::Parser;
 use majordomo::{Client, ClientConfig, Version};
 
 #[derive(Parser)]
-#[command(about = "Ask mmi.service whether a service has workers")]
+#[command(
+    about = "Ask mmi.service whether a service has workers",
+    after_help = "Exit status: 0 if the service has workers (200); 1 if not (404); 2 on an error (said on one line) or for bad arguments."
+)]
 struct Args {
     /// Broker endpoint.
     #[arg(long, default_value = "tcp://localhost:5555")]
@@ -43,7 +46,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(error) => {
-            eprintln!("mmiecho: {error}");
+            let mut line = format!("mmiecho: asking {} about '{}': {error}", args.broker, args.service);
+            let mut cause = std::error::Error::source(&error);
+            while let Some(error) = cause {
+                line.push_str(&format!(": {error}"));
+                cause = error.source();
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
             ExitCode::from(2)
         }
     }

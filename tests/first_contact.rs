@@ -85,3 +85,66 @@ fn a_refused_worker_backs_off_and_says_why() {
         "a tight loop: {readies:?}"
     );
 }
+
+/// Section 4: the example worker stops cleanly on SIGTERM and SIGINT: it
+/// sends DISCONNECT and exits 0.
+#[test]
+fn the_example_worker_stops_cleanly_on_sigterm_and_sigint() {
+    use std::time::{Duration, Instant};
+    let Some(examples) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("examples")))
+        .filter(|dir| dir.join("mdworker").exists())
+    else {
+        eprintln!("skipped: the mdworker example is not built (cargo test builds it)");
+        return;
+    };
+    for signal in ["TERM", "INT"] {
+        let context = zmq::Context::new();
+        let broker = context.socket(zmq::ROUTER).expect("router");
+        broker.set_linger(0).expect("linger");
+        broker.bind("tcp://127.0.0.1:*").expect("bind");
+        let endpoint = broker.get_last_endpoint().expect("endpoint").expect("utf-8");
+        let mut child = std::process::Command::new(examples.join("mdworker"))
+            .args(["--broker", &endpoint])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mdworker");
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        let mut signalled = false;
+        while Instant::now() < deadline && !seen.iter().any(|c: &Vec<u8>| c == &[5]) {
+            if broker.poll(zmq::POLLIN, 50).expect("poll") == 0 {
+                continue;
+            }
+            let msg = broker.recv_multipart(0).expect("recv");
+            let command = msg.get(3).cloned().unwrap_or_default();
+            if command == [1] && !signalled {
+                std::process::Command::new("kill")
+                    .args([&format!("-{signal}"), &child.id().to_string()])
+                    .status()
+                    .expect("kill");
+                signalled = true;
+            }
+            seen.push(command);
+        }
+        let status = (0..100)
+            .find_map(|_| {
+                let status = child.try_wait().expect("try_wait");
+                if status.is_none() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                status
+            })
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("mdworker did not exit on SIG{signal}")
+            });
+        assert!(
+            seen.iter().any(|c| c == &[5]),
+            "SIG{signal}: no DISCONNECT, saw {seen:?}"
+        );
+        assert!(status.success(), "SIG{signal}: {status:?}");
+    }
+}
