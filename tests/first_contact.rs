@@ -148,3 +148,37 @@ fn the_example_worker_stops_cleanly_on_sigterm_and_sigint() {
         assert!(status.success(), "SIG{signal}: {status:?}");
     }
 }
+
+/// Section 4: an example's error is one readable line naming what failed,
+/// with exit status 1.
+#[test]
+fn an_example_error_is_one_line_naming_what_failed() {
+    let Some(examples) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("examples")))
+        .filter(|dir| dir.join("mdclient").exists())
+    else {
+        eprintln!("skipped: the mdclient example is not built (cargo test builds it)");
+        return;
+    };
+    let output = std::process::Command::new(examples.join("mdclient"))
+        .args([
+            "--broker",
+            "tcp://127.0.0.1:1",
+            "--count",
+            "1",
+            "--timeout",
+            "100",
+            "--retries",
+            "1",
+        ])
+        .output()
+        .expect("run mdclient");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("mdclient: request 0 to 'echo' at tcp://127.0.0.1:1") && stderr.contains("cannot be reached"),
+        "{stderr}"
+    );
+}
