@@ -450,3 +450,17 @@ fn worker_lines_give_its_address_and_its_service_escaped() {
     assert!(deleted.contains("of 'echo\\nINFO forged' deleted"), "{deleted}");
     assert!(!lines.iter().any(|l| l.starts_with("INFO forged")), "{lines:?}");
 }
+
+#[test]
+fn sighup_does_not_kill_the_broker() {
+    let (mut child, endpoint) = spawn_broker(&[]);
+    signal(&child, "HUP");
+    wait_for_mmi(&endpoint, "echo", b"404");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "SIGHUP killed the broker"
+    );
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+}

@@ -188,6 +188,10 @@ pub struct Server {
     retry_at: Option<Instant>,
     stop_rx: UnixStream,
     stop_tx: Arc<UnixStream>,
+    /// SIGHUP's pipe: the signal must not kill the broker (its default);
+    /// until the configuration can be reloaded it is logged and ignored.
+    hangup_rx: UnixStream,
+    hangup_tx: UnixStream,
     // Dropped last: terminating the context waits for the socket's linger.
     _context: zmq::Context,
 }
@@ -230,8 +234,10 @@ impl Server {
             }
         };
         let (stop_rx, stop_tx) = UnixStream::pair()?;
-        stop_rx.set_nonblocking(true)?;
-        stop_tx.set_nonblocking(true)?;
+        let (hangup_rx, hangup_tx) = UnixStream::pair()?;
+        for end in [&stop_rx, &stop_tx, &hangup_rx, &hangup_tx] {
+            end.set_nonblocking(true)?;
+        }
         Ok(Server {
             socket,
             endpoints: bound,
@@ -241,6 +247,8 @@ impl Server {
             broker: Broker::new(config, Instant::now()),
             stop_rx,
             stop_tx: Arc::new(stop_tx),
+            hangup_rx,
+            hangup_tx,
             _context: context,
         })
     }
@@ -258,11 +266,14 @@ impl Server {
         }
     }
 
-    /// Makes SIGINT and SIGTERM stop the server (as [`StopHandle::stop`]).
+    /// Makes SIGINT and SIGTERM stop the server (as [`StopHandle::stop`]),
+    /// and SIGHUP harmless (logged and ignored; it would otherwise kill the
+    /// process).
     pub fn stop_on_signals(&self) -> Result<(), ServerError> {
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::low_level::pipe::register(signal, self.stop_tx.try_clone()?)?;
         }
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGHUP, self.hangup_tx.try_clone()?)?;
         Ok(())
     }
 
@@ -303,14 +314,18 @@ impl Server {
         let mut items = [
             self.socket.as_poll_item(zmq::POLLIN),
             zmq::PollItem::from_fd(self.stop_rx.as_raw_fd(), zmq::POLLIN),
+            zmq::PollItem::from_fd(self.hangup_rx.as_raw_fd(), zmq::POLLIN),
         ];
         match zmq::poll(&mut items, timeout) {
             Ok(_) => {}
             Err(zmq::Error::EINTR) => return Ok((false, false)),
             Err(source) => return Err(ServerError::Socket { what: "poll", source }),
         }
-        let [socket, stop] = &items;
-        let (readable, stop) = (socket.is_readable(), stop.is_readable());
+        let [socket, stop, hangup] = &items;
+        let (readable, stop, hangup) = (socket.is_readable(), stop.is_readable(), hangup.is_readable());
+        if hangup && drain(&mut self.hangup_rx) {
+            info!("SIGHUP: nothing to reload yet; ignored");
+        }
         Ok((readable, stop && self.stop_requested()))
     }
 
@@ -397,6 +412,16 @@ impl Server {
         self.backlog.retry(|frames| send_reply(socket, frames));
         self.retry_at = self.backlog.is_waiting().then(|| now + backlog::RETRY_INTERVAL);
     }
+}
+
+/// Empties a signal pipe; whether it held anything.
+fn drain(pipe: &mut UnixStream) -> bool {
+    let mut buf = [0u8; 16];
+    let mut any = false;
+    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {
+        any = true;
+    }
+    any
 }
 
 /// Sends a reply to a client; a full pipe and a gone client fail apart.
