@@ -464,3 +464,39 @@ fn sighup_does_not_kill_the_broker() {
     let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_worker_misbehaving_in_a_loop_cannot_flood_the_log() {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let _daemon = Daemon(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let endpoint = loop {
+        let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
+        if let Some(endpoint) = line.split("listening on ").nth(1) {
+            break endpoint.trim().to_string();
+        }
+    };
+    let peer = Peer::connect(&endpoint);
+    for _ in 0..3000 {
+        peer.send(&[b"", b"MDPW01", &[1], b"echo"]); // READY, READY again: a violation
+    }
+    wait_for_mmi(&endpoint, "nothing", b"404"); // the broker has read them all
+    let mut lines = 0;
+    while rx.recv_timeout(std::time::Duration::from_millis(300)).is_ok() {
+        lines += 1;
+    }
+    assert!(lines < 300, "{lines} log lines for 3,000 misbehaving messages");
+}

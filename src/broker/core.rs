@@ -36,7 +36,7 @@ use super::config::Config;
 use super::expired::{Expired, Silent};
 use super::mmi;
 use super::ratelimit::RateLimit;
-use super::reclaimed::{Reclaimed, Verdict};
+use super::reclaimed::{Ownership, Reclaimed, Verdict};
 use super::service::{Request, Service};
 use super::stats::Stats;
 use super::timers::{Grid, Timers};
@@ -60,14 +60,37 @@ pub struct StreamPart {
 }
 
 /// One allowance per kind of warning a peer can cause (see `ratelimit`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Warnings {
     refused_ready: RateLimit,
     invalid_message: RateLimit,
     unknown_worker: RateLimit,
     heartbeat_mismatch: RateLimit,
     gathered_too_large: RateLimit,
+    violation: RateLimit,
+    /// Lines each worker causes once in normal running (registered,
+    /// deleted), which only a misbehaving peer floods.
+    worker_lines: RateLimit,
 }
+
+impl Default for Warnings {
+    fn default() -> Warnings {
+        Warnings {
+            refused_ready: RateLimit::default(),
+            invalid_message: RateLimit::default(),
+            unknown_worker: RateLimit::default(),
+            heartbeat_mismatch: RateLimit::default(),
+            gathered_too_large: RateLimit::default(),
+            violation: RateLimit::default(),
+            worker_lines: RateLimit::with_burst(WORKER_LINES_PER_WINDOW),
+        }
+    }
+}
+
+/// How many worker registration and deletion lines are written per 10 s
+/// before they are held back (and counted): a restart of many workers logs
+/// this many, a peer that registers in a loop no more.
+const WORKER_LINES_PER_WINDOW: u32 = 200;
 
 /// The client a reply goes to, and the request (stream) it answers.
 struct ReplyTo {
@@ -178,6 +201,13 @@ impl Broker {
     /// What the broker has counted since it started.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// libzmq cannot tell of closed connections (it lacks
+    /// `ZMQ_ROUTER_NOTIFY`): client connections are not tracked, so
+    /// requests of departed clients are dispatched.
+    pub fn without_departure_notices(&mut self) {
+        self.clients.untrack();
     }
 
     /// A service's name, for logs.
@@ -315,6 +345,7 @@ impl Broker {
             queued_at: now,
             deliveries: 0,
             streamed: false,
+            ownership: None,
         };
         self.enqueue(key, request, false);
         self.dispatch(key, now);
@@ -386,8 +417,7 @@ impl Broker {
             }
             // And so are requests a late reply has answered meanwhile.
             while let Some(front) = service.requests.front()
-                && !self.reclaimed.is_empty()
-                && self.reclaimed.answered(front.id)
+                && front.ownership.as_ref().is_some_and(|ownership| !ownership.is_open())
             {
                 debug!("request from client {} already answered", Hex(&front.client));
                 service.requests.pop_front();
@@ -529,7 +559,13 @@ impl Broker {
         }
         // Where it connects from: libzmq's Peer-Address of the READY.
         let address: Box<str> = service_frame.peer_address().unwrap_or_else(|| "?".into()).into();
-        info!("worker {} at {address} ready for '{name}' ({dialect})", Hex(identity));
+        if let Some(held_back) = self.warnings.worker_lines.allow(now) {
+            info!(
+                "worker {} at {address} ready for '{name}' ({dialect}){}",
+                Hex(identity),
+                held_lines(held_back)
+            );
+        }
         let service_key = self.require_service(service);
         let key = WorkerKey(self.new_key());
         let ticket = self.new_key();
@@ -587,10 +623,10 @@ impl Broker {
         let Some(streaming) = request.dialect.streaming() else {
             return self.gather(key, client, body, now);
         };
-        let (delivery, connection) = (request.deliveries, request.connection);
+        let (delivery, connection, ownership) = (request.deliveries, request.connection, request.ownership.clone());
         let service = request.service.share();
         let to = ReplyTo::request(request);
-        if !self.may_reply(&to, connection, delivery, false) {
+        if !self.may_reply(&to, connection, (delivery, ownership.as_ref()), false) {
             return;
         }
         if let Some(job) = self.job_for(key, client) {
@@ -635,13 +671,14 @@ impl Broker {
     /// id that connects again is another client, which must not get it),
     /// nor if another delivery answers (see `reclaimed`). Counts what is
     /// dropped.
-    fn may_reply(&mut self, to: &ReplyTo, connection: Connection, delivery: u32, last: bool) -> bool {
+    fn may_reply(&mut self, to: &ReplyTo, connection: Connection, from: (u32, Option<&Ownership>), last: bool) -> bool {
+        let (delivery, ownership) = from;
         if !self.clients.is_open(&to.client, connection) {
             debug!("reply for departed client {} dropped", Hex(&to.client));
             self.stats.replies_for_departed_clients += 1;
             return false;
         }
-        if !self.reclaimed.is_empty() && self.reclaimed.claim(to.request, delivery, last) == Verdict::Drop {
+        if ownership.is_some_and(|ownership| ownership.claim(delivery, last) == Verdict::Drop) {
             debug!(
                 "reply part for client {} dropped: answered by another delivery",
                 Hex(&to.client)
@@ -659,6 +696,7 @@ impl Broker {
             return;
         };
         let (delivery, connection, complete) = (held.delivery, held.connection, held.complete);
+        let ownership = held.ownership.clone();
         let to = ReplyTo {
             client: held.client.share(),
             dialect: held.dialect,
@@ -680,7 +718,7 @@ impl Broker {
             }
             (false, None) => return self.reclaimed.incomplete(worker),
         };
-        if !self.may_reply(&to, connection, delivery, last) {
+        if !self.may_reply(&to, connection, (delivery, Some(&ownership)), last) {
             return;
         }
         if last {
@@ -721,7 +759,12 @@ impl Broker {
         };
         let to = ReplyTo::request(&request);
         if let Some(body) = body
-            && self.may_reply(&to, request.connection, request.deliveries, true)
+            && self.may_reply(
+                &to,
+                request.connection,
+                (request.deliveries, request.ownership.as_ref()),
+                true,
+            )
         {
             self.reply_to_client(to, ReplyKind::Final, request.service, body);
         }
@@ -731,12 +774,14 @@ impl Broker {
     /// A valid but unexpected command: 7/MDP says DISCONNECT, then nothing.
     fn violation(&mut self, key: WorkerKey, what: &str, now: Instant) {
         let Some(worker) = self.workers.get(&key) else { return };
-        warn!(
-            "worker {} at {} of '{}' {what}: sending DISCONNECT",
-            Hex(&worker.identity),
-            worker.address,
-            self.service_name(worker.service)
-        );
+        if let Some(held_back) = self.warnings.violation.allow(now) {
+            warn!(
+                "worker {} at {} of '{}' {what}: sending DISCONNECT ({held_back} more since the last warning)",
+                Hex(&worker.identity),
+                worker.address,
+                self.service_name(worker.service)
+            );
+        }
         let disconnect = ToWorker::Disconnect;
         queue_for_worker(
             &mut self.outbox,
@@ -755,12 +800,15 @@ impl Broker {
         let Some(worker) = self.workers.remove(&key) else {
             return;
         };
-        info!(
-            "worker {} at {} of '{}' deleted: {why}",
-            Hex(&worker.identity),
-            worker.address,
-            self.service_name(worker.service)
-        );
+        if let Some(held_back) = self.warnings.worker_lines.allow(now) {
+            info!(
+                "worker {} at {} of '{}' deleted: {why}{}",
+                Hex(&worker.identity),
+                worker.address,
+                self.service_name(worker.service),
+                held_lines(held_back)
+            );
+        }
         self.worker_keys.remove(&worker.identity);
         let workers = &self.workers;
         if let Some(service) = self.services.get_mut(&worker.service) {
@@ -769,14 +817,21 @@ impl Broker {
                 service.forget_idle(|key, ticket| holds_ticket(workers, key, ticket));
             }
         }
-        if let Some(job) = worker.job {
+        if let Some(mut job) = worker.job {
             // PARTIALs gathered for an MDP/0.1 client are gone with the job.
             self.gathered_bytes -= job.gathered.as_ref().map_or(0, |g| g.bytes);
             if may_still_reply {
                 let complete = job.gathered.as_ref().is_some_and(|g| g.frames.is_empty());
-                self.reclaimed.record(&worker.identity, &job.request, complete, now);
+                self.reclaimed.record(&worker.identity, &mut job.request, complete, now);
             }
-            if job.request.streamed {
+            // A delivery's stream has begun (this one's, or a deleted one's
+            // that owns the reply): another's would be spliced onto it.
+            let owned = job
+                .request
+                .ownership
+                .as_ref()
+                .is_some_and(|ownership| !ownership.is_open());
+            if job.request.streamed || owned {
                 // Its client has part of this delivery's stream: another
                 // delivery's would be spliced onto it. Its client's timeout
                 // and retry apply instead (or its late parts, if it lives).
@@ -938,6 +993,15 @@ fn queue_for_worker(outbox: &mut Vec<Outbound>, identity: &[u8], dialect: Dialec
     frames.push(Frame::from_slice(identity));
     protocol::encode_to_worker(&mut frames, dialect, cmd);
     outbox.push(Outbound { recipient: to, frames });
+}
+
+/// What a rate-limited line adds about the lines held back before it.
+fn held_lines(held_back: u64) -> String {
+    if held_back == 0 {
+        String::new()
+    } else {
+        format!(" ({held_back} worker lines held back before this one)")
+    }
 }
 
 /// The idle-ticket rule, in one place: an entry in a service's idle queue

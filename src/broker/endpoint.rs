@@ -158,9 +158,9 @@ pub fn hint(endpoint: &str, error: zmq::Error) -> &'static str {
              or * for every interface, as in tcp://*:5555; host names such as localhost are not resolved for binding"
         }
         zmq::Error::EPROTONOSUPPORT | zmq::Error::ENOCOMPATPROTO => {
-            "the broker serves tcp://ADDRESS:PORT, ipc:///PATH and inproc://NAME"
+            "the broker serves tcp://ADDRESS:PORT and ipc:///PATH"
         }
-        zmq::Error::EINVAL => "write tcp://ADDRESS:PORT (PORT may be *), ipc:///PATH or inproc://NAME",
+        zmq::Error::EINVAL => "write tcp://ADDRESS:PORT (PORT may be *) or ipc:///PATH",
         zmq::Error::EACCES if ipc => "the ipc path's directory is not writable by this user",
         zmq::Error::EACCES => "ports below 1024 need privileges; choose a port from 1024 up",
         zmq::Error::ENOENT => "the ipc path's directory does not exist",

@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 
 use super::backlog::{self, Backlog, Failure, Offer};
 use super::core::StreamPart;
@@ -96,7 +96,8 @@ fn bind_all<S: AsRef<str>>(
     endpoints: &[S],
     ipc_files: &mut Vec<IpcFile>,
 ) -> Result<Vec<String>, ServerError> {
-    let mut bound: Vec<String> = Vec::with_capacity(endpoints.len());
+    // Everything that can be checked without binding is checked for every
+    // endpoint first, so that a refusal comes before any "listening on".
     for endpoint in endpoints {
         let endpoint = endpoint.as_ref();
         let refused = |source, hint| ServerError::Bind {
@@ -108,6 +109,15 @@ fn bind_all<S: AsRef<str>>(
             return Err(refused(zmq::Error::EINVAL, "the same endpoint is given twice"));
         }
         endpoint::check(endpoint).map_err(|refusal| refused(refusal.error(), refusal.hint()))?;
+    }
+    let mut bound: Vec<String> = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let endpoint = endpoint.as_ref();
+        let refused = |source, hint| ServerError::Bind {
+            endpoint: endpoint.to_owned(),
+            source,
+            hint,
+        };
         // IPv6 as well as IPv4 (libzmq reads the option at each bind):
         // tcp://[::1]:PORT binds, and tcp://*:PORT serves both families
         // where the host has IPv6 (libzmq falls back to IPv4 alone where it
@@ -148,6 +158,12 @@ impl StopHandle {
 }
 
 /// A bound broker, ready to [`run`](Server::run).
+///
+/// Built in this workspace, it runs on the workspace's patched libzmq; a
+/// program outside it gets crates.io's stock libzmq unless it adds the
+/// workspace's `[patch.crates-io]` for `zmq-sys`, and a `Server` on stock
+/// libzmq can be crashed by peers' chosen routing ids (it logs an error at
+/// start; see docs/architecture.md, "libzmq").
 ///
 /// # Examples
 ///
@@ -205,10 +221,15 @@ impl Server {
         // The core drops queued requests of clients that have gone, and
         // deletes a worker as soon as its connection closes.
         let mut socket = socket;
-        match frame::notify_disconnects(&mut socket) {
-            Ok(()) => {}
+        let departure_notices = match frame::notify_disconnects(&mut socket) {
+            Ok(()) => true,
             Err(zmq::Error::EINVAL) => {
-                warn!("this libzmq has no ZMQ_ROUTER_NOTIFY: requests of departed clients will be dispatched")
+                error!(
+                    "this is not the workspace's patched libzmq (it lacks ZMQ_ROUTER_NOTIFY): peers that choose \
+                     routing ids can crash this broker, and requests of departed clients are dispatched; build \
+                     with majordomo's zmq-sys (docs/architecture.md, \"libzmq\")"
+                );
+                false
             }
             Err(source) => {
                 return Err(ServerError::Socket {
@@ -216,7 +237,7 @@ impl Server {
                     source,
                 });
             }
-        }
+        };
         // libzmq's default listen backlog is 100: thousands of workers
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.
@@ -233,6 +254,10 @@ impl Server {
                 return Err(error);
             }
         };
+        let mut broker = Broker::new(config.clone(), Instant::now());
+        if !departure_notices {
+            broker.without_departure_notices();
+        }
         let (stop_rx, stop_tx) = UnixStream::pair()?;
         let (hangup_rx, hangup_tx) = UnixStream::pair()?;
         for end in [&stop_rx, &stop_tx, &hangup_rx, &hangup_tx] {
@@ -244,7 +269,7 @@ impl Server {
             ipc_files,
             backlog: Backlog::new(config.max_client_backlog, config.max_total_backlog),
             retry_at: None,
-            broker: Broker::new(config, Instant::now()),
+            broker,
             stop_rx,
             stop_tx: Arc::new(stop_tx),
             hangup_rx,

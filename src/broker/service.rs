@@ -16,6 +16,7 @@ use crate::protocol::Dialect;
 
 use super::clients::Connection;
 use super::core::WorkerKey;
+use super::reclaimed::Ownership;
 
 /// Stale idle entries are swept only past this many, so that a service
 /// with a handful of workers never sweeps.
@@ -45,6 +46,9 @@ pub struct Request {
     /// reply then belongs to that delivery, and the request is not handed
     /// to another worker (the client would get two streams spliced).
     pub streamed: bool,
+    /// Who owns its reply, once it has been taken back from a worker taken
+    /// for dead (shared with that worker's record; see `reclaimed`).
+    pub ownership: Option<Ownership>,
 }
 
 /// One service and its two queues.

@@ -884,3 +884,30 @@ fn a_stream_that_has_begun_is_not_spliced_with_another_delivery() {
         ]
     );
 }
+
+#[test]
+fn a_late_answer_holds_however_long_the_other_delivery_takes() {
+    // The record of the deleted worker is forgotten after its retention
+    // (busy timeout + expiry); the request's ownership is not.
+    let mut h = Harness::with(Config {
+        busy_timeout: INTERVAL * 2,
+        ..config()
+    });
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "job");
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.advance(INTERVAL * 2);
+    h.ready_v01("w2", "echo");
+    h.advance(INTERVAL);
+    assert_eq!(h.broker.worker_count(), 1, "w1 expired, the request went to w2");
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"w1 answers"]);
+    h.sent();
+    // w2 heartbeats while busy for well past the retention, then answers.
+    for _ in 0..20 {
+        h.send("w2", &[b"", b"MDPW01", &[4]]);
+        h.advance(INTERVAL);
+    }
+    h.sent();
+    h.send("w2", &[b"", b"MDPW01", &[3], b"c1", b"", b"w2 answers too"]);
+    assert!(h.sent().iter().all(|(to, _)| to != b"c1"), "never a second reply");
+}
