@@ -74,6 +74,34 @@ fn spawn_broker(extra: &[&str]) -> (Daemon, String) {
     (child, endpoint)
 }
 
+/// Starts `mdbroker` with `args` (at the default log level), hands every
+/// line it logs to the receiver, and waits for the first endpoint it binds.
+fn spawn_logging(args: &[&str]) -> (Daemon, std::sync::mpsc::Receiver<String>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let daemon = Daemon(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let endpoint = loop {
+        let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
+        if let Some(endpoint) = line.split("listening on ").nth(1) {
+            break endpoint.trim().to_string();
+        }
+    };
+    (daemon, rx, endpoint)
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -328,28 +356,7 @@ fn a_heartbeat_mismatch_is_named_in_the_log_with_both_figures() {
     // First-contact input: --heartbeat-interval 100 and a worker
     // heartbeating every 500 ms (as a default worker against a broker at
     // 500 ms, scaled down).
-    let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
-    let stderr = child.stderr.take().expect("stderr");
-    let _daemon = Daemon(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let endpoint = loop {
-        let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
-        if let Some(endpoint) = line.split("listening on ").nth(1) {
-            break endpoint.trim().to_string();
-        }
-    };
+    let (_daemon, rx, endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"]);
     let worker = Peer::connect(&endpoint);
     worker.send(&[b"", b"MDPW01", &[1], b"echo"]);
     let deadline = Instant::now() + WAIT;
@@ -467,28 +474,7 @@ fn sighup_does_not_kill_the_broker() {
 
 #[test]
 fn a_worker_misbehaving_in_a_loop_cannot_flood_the_log() {
-    let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
-    let stderr = child.stderr.take().expect("stderr");
-    let _daemon = Daemon(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let endpoint = loop {
-        let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
-        if let Some(endpoint) = line.split("listening on ").nth(1) {
-            break endpoint.trim().to_string();
-        }
-    };
+    let (_daemon, rx, endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);
     let peer = Peer::connect(&endpoint);
     for _ in 0..3000 {
         peer.send(&[b"", b"MDPW01", &[1], b"echo"]); // READY, READY again: a violation
