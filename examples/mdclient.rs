@@ -11,6 +11,8 @@ mod exit;
 
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::Parser;
 use majordomo::protocol::{Flavor, Framing};
 use majordomo::{Client, ClientConfig, Version};
@@ -70,7 +72,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "{} requests/replies in {secs:.3} s: {:.0} per second",
         args.count,
         args.count as f64 / secs

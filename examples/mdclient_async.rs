@@ -12,6 +12,8 @@ mod exit;
 
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use clap::Parser;
 use majordomo::{AsyncClient, ClientConfig, Version};
 
@@ -74,7 +76,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         received += 1;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "{received} requests/replies in {secs:.3} s, {} in flight: {:.0} per second",
         args.window,
         received as f64 / secs

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::io::Write;
+
 use clap::Parser;
 use majordomo::protocol::Framing;
 use majordomo::{Version, Worker, WorkerConfig};
@@ -95,6 +97,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         served += 1;
     }
     drop(worker); // sends DISCONNECT
-    println!("served {served} requests");
+    let _ = writeln!(std::io::stdout(), "served {served} requests");
     Ok(())
 }

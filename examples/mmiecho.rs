@@ -7,6 +7,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::Write;
+
 use clap::Parser;
 use majordomo::{Client, ClientConfig, Version};
 
@@ -38,11 +40,11 @@ fn main() -> ExitCode {
     config.attempts = 1;
     match Client::new(&args.broker, config).service_exists(&args.service) {
         Ok(true) => {
-            println!("{}: 200 (has workers)", args.service);
+            let _ = writeln!(std::io::stdout(), "{}: 200 (has workers)", args.service);
             ExitCode::SUCCESS
         }
         Ok(false) => {
-            println!("{}: 404 (no workers)", args.service);
+            let _ = writeln!(std::io::stdout(), "{}: 404 (no workers)", args.service);
             ExitCode::from(1)
         }
         Err(error) => {

@@ -667,10 +667,13 @@ impl Link {
         }
         if !self.holding && now >= self.broker_expires_at {
             warn!(
-                "broker at {} silent for {:?}; reconnecting in {:?}",
+                "worker for '{}': broker at {} silent for {:?} (liveness {} x interval {:?}); reconnecting. If the \
+                 broker is alive, its --heartbeat-interval is longer than this worker's: give both the same",
+                self.service,
                 self.endpoint,
                 self.config.expiry(),
-                self.delay
+                self.config.heartbeat_liveness,
+                self.config.heartbeat_interval,
             );
             self.back_off();
         } else if now >= self.heartbeat_at {

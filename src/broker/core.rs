@@ -20,7 +20,7 @@
 //! then the FINAL's (MDP/0.1 cannot express PARTIAL), gathered within the
 //! backlog bounds; past them, no reply (`Broker::gather`).
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
@@ -525,6 +525,7 @@ impl Broker {
             return;
         };
         let gap = now.saturating_duration_since(silent.last_heard);
+        let gap = Duration::from_millis(u64::try_from(gap.as_millis()).unwrap_or(u64::MAX));
         if gap <= self.config.heartbeat_interval {
             return;
         }
@@ -723,8 +724,9 @@ impl Broker {
         }
         if last {
             info!(
-                "late reply from worker {} (taken for dead) delivered to client {}",
+                "late reply from worker {} of '{}' (taken for dead) delivered to client {}",
                 Hex(worker),
+                Text(&service),
                 Hex(&to.client)
             );
             self.stats.late_replies_delivered += 1;
