@@ -62,8 +62,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let level = if args.verbose { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    // -v means debug whatever RUST_LOG says; otherwise RUST_LOG, or info.
+    if args.verbose {
+        env_logger::Builder::new().filter_level(log::LevelFilter::Debug).init();
+    } else {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
     let mut config = WorkerConfig::default();
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.heartbeat_interval = std::time::Duration::from_millis(args.heartbeat_interval);
