@@ -550,9 +550,10 @@ impl Broker {
         if protocol::is_mmi(service) {
             if let Some(held_back) = self.warnings.refused_ready.allow(now) {
                 warn!(
-                    "READY from worker {} refused: '{name}' is in the mmi. namespace, which 8/MMI reserves \
+                    "READY from worker {} at {} refused: '{name}' is in the mmi. namespace, which 8/MMI reserves \
                      for the broker; sending DISCONNECT ({held_back} more since the last warning)",
-                    Hex(identity)
+                    Hex(identity),
+                    service_frame.peer_address().unwrap_or_else(|| "?".into())
                 );
             }
             self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
