@@ -100,11 +100,7 @@ fn bind_all<S: AsRef<str>>(
     // endpoint first, so that a refusal comes before any "listening on".
     for endpoint in endpoints {
         let endpoint = endpoint.as_ref();
-        let refused = |source, hint| ServerError::Bind {
-            endpoint: endpoint.to_owned(),
-            source,
-            hint,
-        };
+        let refused = |source, hint| bind_error(endpoint, source, hint);
         if endpoints.iter().filter(|e| e.as_ref() == endpoint).count() > 1 {
             return Err(refused(zmq::Error::EINVAL, "the same endpoint is given twice"));
         }
@@ -113,11 +109,7 @@ fn bind_all<S: AsRef<str>>(
     let mut bound: Vec<String> = Vec::with_capacity(endpoints.len());
     for endpoint in endpoints {
         let endpoint = endpoint.as_ref();
-        let refused = |source, hint| ServerError::Bind {
-            endpoint: endpoint.to_owned(),
-            source,
-            hint,
-        };
+        let refused = |source, hint| bind_error(endpoint, source, hint);
         // IPv6 as well as IPv4 (libzmq reads the option at each bind):
         // tcp://[::1]:PORT binds, and tcp://*:PORT serves both families
         // where the host has IPv6 (libzmq falls back to IPv4 alone where it
@@ -136,6 +128,15 @@ fn bind_all<S: AsRef<str>>(
         bound.push(resolved);
     }
     Ok(bound)
+}
+
+/// A refused or failed bind of `endpoint`.
+fn bind_error(endpoint: &str, source: zmq::Error, hint: &'static str) -> ServerError {
+    ServerError::Bind {
+        endpoint: endpoint.to_owned(),
+        source,
+        hint,
+    }
 }
 
 /// Names the socket call that failed, for [`ServerError::Socket`].
