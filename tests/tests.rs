@@ -3,6 +3,7 @@
 mod common;
 mod field_inputs;
 mod first_contact;
+mod hostile;
 mod libraries;
 mod routing_ids;
 mod wire;

@@ -61,6 +61,11 @@ struct Args {
     /// Most bytes of replies kept for all slow clients together.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_total_backlog)]
     max_total_backlog: usize,
+
+    /// Largest frame a peer may send, in bytes; a peer that sends a larger
+    /// one is disconnected (libzmq's ZMQ_MAXMSGSIZE). 0: no limit.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_message_size.unwrap_or(0))]
+    max_message_size: u64,
 }
 
 impl Args {
@@ -73,6 +78,7 @@ impl Args {
         config.max_deliveries = self.max_deliveries;
         config.max_client_backlog = self.max_client_backlog;
         config.max_total_backlog = self.max_total_backlog;
+        config.max_message_size = (self.max_message_size > 0).then_some(self.max_message_size);
         config
     }
 }
@@ -138,6 +144,11 @@ fn filter_parses(filter: &str) -> bool {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // Each connected peer is a file, and the default soft limit (often
+    // 1,024) caps the broker long before its memory does: raised to the
+    // hard limit, and logged once the broker is up (a start-up failure
+    // stays one line).
+    let file_limit = rlimit::increase_nofile_limit(u64::MAX);
     if let Some(inproc) = args.binds.iter().find(|endpoint| endpoint.starts_with("inproc://")) {
         return Err(format!(
             "cannot bind {inproc}: inproc:// is reachable only inside the broker's own process; \
@@ -146,6 +157,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let server = Server::bind(&args.binds, args.config())?;
+    match file_limit {
+        Ok(limit) => log::info!("open files limit: {limit}"),
+        Err(error) => log::warn!("cannot raise the open files limit: {error}"),
+    }
     server.stop_on_signals()?;
     Ok(server.run()?)
 }

@@ -486,3 +486,29 @@ fn a_worker_misbehaving_in_a_loop_cannot_flood_the_log() {
     }
     assert!(lines < 300, "{lines} log lines for 3,000 misbehaving messages");
 }
+
+#[test]
+fn the_soft_file_limit_is_raised_to_the_hard_one_and_logged() {
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("ulimit -Sn 256; exec {BIN} --bind tcp://127.0.0.1:*")])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let stderr = child.stderr.take().expect("stderr");
+    let _daemon = Daemon(child);
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take(10)
+        .find(|line| line.contains("open files limit: "))
+        .expect("the limit is logged");
+    let limit: u64 = line
+        .split("open files limit: ")
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(limit >= 256, "{line}");
+}

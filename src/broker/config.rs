@@ -48,6 +48,11 @@ pub struct Config {
     /// Most bytes of replies kept for all such clients together.
     /// Default: 256 MiB.
     pub max_total_backlog: usize,
+    /// Largest frame a peer may send, in bytes (libzmq's `ZMQ_MAXMSGSIZE`,
+    /// which applies to each frame of a message): a peer that sends a larger
+    /// one is disconnected by libzmq before the broker sees it, and nobody
+    /// else is affected. `None` for no limit. Default: 64 MiB.
+    pub max_message_size: Option<u64>,
 }
 
 impl Default for Config {
@@ -60,6 +65,7 @@ impl Default for Config {
             max_deliveries: 3,
             max_client_backlog: 32 << 20,
             max_total_backlog: 256 << 20,
+            max_message_size: Some(64 << 20),
         }
     }
 }

@@ -244,6 +244,10 @@ impl Server {
         // wait out the kernel's SYN retries for tens of seconds.
         socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
         socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
+        let max_message_size = config
+            .max_message_size
+            .map_or(-1, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
+        socket_call("setting MAXMSGSIZE", socket.set_maxmsgsize(max_message_size))?;
         let mut ipc_files = Vec::new();
         let bound = match bind_all(&socket, endpoints, &mut ipc_files) {
             Ok(bound) => bound,
