@@ -91,11 +91,7 @@ fn a_refused_worker_backs_off_and_says_why() {
 #[test]
 fn the_example_worker_stops_cleanly_on_sigterm_and_sigint() {
     use std::time::{Duration, Instant};
-    let Some(examples) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("examples")))
-        .filter(|dir| dir.join("mdworker").exists())
-    else {
+    let Some(mdworker) = built_example("mdworker") else {
         eprintln!("skipped: the mdworker example is not built (cargo test builds it)");
         return;
     };
@@ -105,7 +101,7 @@ fn the_example_worker_stops_cleanly_on_sigterm_and_sigint() {
         broker.set_linger(0).expect("linger");
         broker.bind("tcp://127.0.0.1:*").expect("bind");
         let endpoint = broker.get_last_endpoint().expect("endpoint").expect("utf-8");
-        let mut child = std::process::Command::new(examples.join("mdworker"))
+        let mut child = std::process::Command::new(&mdworker)
             .args(["--broker", &endpoint])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -153,15 +149,11 @@ fn the_example_worker_stops_cleanly_on_sigterm_and_sigint() {
 /// with exit status 1.
 #[test]
 fn an_example_error_is_one_line_naming_what_failed() {
-    let Some(examples) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("examples")))
-        .filter(|dir| dir.join("mdclient").exists())
-    else {
+    let Some(mdclient) = built_example("mdclient") else {
         eprintln!("skipped: the mdclient example is not built (cargo test builds it)");
         return;
     };
-    let output = std::process::Command::new(examples.join("mdclient"))
+    let output = std::process::Command::new(&mdclient)
         .args([
             "--broker",
             "tcp://127.0.0.1:1",

@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use majordomo::{AsyncClient, Client, ClientConfig, ClientError, Version, Worker, WorkerConfig, WorkerError};
 
-fn worker_config(version: Version) -> WorkerConfig {
-    let mut config = WorkerConfig::default();
-    config.version = version;
-    config.heartbeat_interval = INTERVAL;
-    config.heartbeat_liveness = 3;
-    config.reconnect_delay = Duration::from_millis(20);
-    config.max_reconnect_delay = Duration::from_millis(200);
-    config
-}
-
 fn client_config(version: Version) -> ClientConfig {
     let mut config = ClientConfig::default();
     config.version = version;

@@ -12,16 +12,6 @@ use crate::common::*;
 use majordomo::protocol::Framing;
 use majordomo::{Client, ClientConfig, Version, Worker, WorkerConfig, WorkerError};
 
-fn worker_config(version: Version) -> WorkerConfig {
-    let mut config = WorkerConfig::default();
-    config.version = version;
-    config.heartbeat_interval = INTERVAL;
-    config.heartbeat_liveness = 3;
-    config.reconnect_delay = Duration::from_millis(20);
-    config.max_reconnect_delay = Duration::from_millis(200);
-    config
-}
-
 /// A raw ROUTER standing in for a broker, so tests see the worker's frames
 /// exactly. Every receive has a deadline.
 struct FakeBroker {

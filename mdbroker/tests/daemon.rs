@@ -74,25 +74,29 @@ fn spawn_broker(extra: &[&str]) -> (Daemon, String) {
     (child, endpoint)
 }
 
-/// Starts `mdbroker` with `args` (at the default log level), hands every
-/// line it logs to the receiver, and waits for the first endpoint it binds.
-fn spawn_logging(args: &[&str]) -> (Daemon, std::sync::mpsc::Receiver<String>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
+/// Spawns `command` (standard error piped, the rest null), killed when
+/// the returned guard drops, and hands every line it logs to the receiver.
+fn spawn_lines(command: &mut Command) -> (Daemon, std::sync::mpsc::Receiver<String>) {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mdbroker");
     let stderr = child.stderr.take().expect("stderr");
-    let daemon = Daemon(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
+    (Daemon(child), rx)
+}
+
+/// Starts `mdbroker` with `args` (at the default log level), hands every
+/// line it logs to the receiver, and waits for the first endpoint it binds.
+fn spawn_logging(args: &[&str]) -> (Daemon, std::sync::mpsc::Receiver<String>, String) {
+    let (daemon, rx) = spawn_lines(Command::new(BIN).args(args).env_remove("RUST_LOG"));
     let endpoint = loop {
         let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
         if let Some(endpoint) = line.split("listening on ").nth(1) {
@@ -309,23 +313,12 @@ fn verbose_logs_every_command_whatever_rust_log_says_and_a_bad_rust_log_is_repor
         ("majordomo=info", true, "<- client"),
         ("majordomo=dbug", false, "does not parse"),
     ] {
-        let mut child = Command::new(BIN)
-            .args(["--bind", "tcp://127.0.0.1:*"])
-            .args(if verbose { &["-v"][..] } else { &[] })
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mdbroker");
-        let stderr = child.stderr.take().expect("stderr");
-        let _daemon = Daemon(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let (_daemon, rx) = spawn_lines(
+            Command::new(BIN)
+                .args(["--bind", "tcp://127.0.0.1:*"])
+                .args(if verbose { &["-v"][..] } else { &[] })
+                .env("RUST_LOG", rust_log),
+        );
         let mut seen = Vec::new();
         let deadline = Instant::now() + WAIT;
         let done = |seen: &[String]| {
@@ -417,22 +410,11 @@ fn mistyped_ports_inproc_and_duplicates_are_refused_and_leave_no_socket_file() {
 
 #[test]
 fn worker_lines_give_its_address_and_its_service_escaped() {
-    let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
-    let stderr = child.stderr.take().expect("stderr");
-    let _daemon = Daemon(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (_daemon, rx) = spawn_lines(
+        Command::new(BIN)
+            .args(["--bind", "tcp://127.0.0.1:*", "--heartbeat-interval", "100"])
+            .env_remove("RUST_LOG"),
+    );
     let mut lines = Vec::new();
     let deadline = Instant::now() + WAIT;
     let mut worker = None;
@@ -489,19 +471,12 @@ fn a_worker_misbehaving_in_a_loop_cannot_flood_the_log() {
 
 #[test]
 fn the_soft_file_limit_is_raised_to_the_hard_one_and_logged() {
-    let mut child = Command::new("sh")
-        .args(["-c", &format!("ulimit -Sn 256; exec {BIN} --bind tcp://127.0.0.1:*")])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
-    let stderr = child.stderr.take().expect("stderr");
-    let _daemon = Daemon(child);
-    let line = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
+    let (_daemon, rx) = spawn_lines(
+        Command::new("sh")
+            .args(["-c", &format!("ulimit -Sn 256; exec {BIN} --bind tcp://127.0.0.1:*")])
+            .env_remove("RUST_LOG"),
+    );
+    let line = std::iter::from_fn(|| rx.recv_timeout(WAIT).ok())
         .take(10)
         .find(|line| line.contains("open files limit: "))
         .expect("the limit is logged");

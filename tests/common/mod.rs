@@ -222,3 +222,25 @@ pub fn assert_served(peer: &Peer) {
     let reply = peer.recv();
     assert_eq!(reply[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
 }
+
+/// A worker library configuration on the tests' short heartbeat.
+pub fn worker_config(version: majordomo::Version) -> majordomo::WorkerConfig {
+    let mut config = majordomo::WorkerConfig::default();
+    config.version = version;
+    config.heartbeat_interval = INTERVAL;
+    config.heartbeat_liveness = 3;
+    config.reconnect_delay = Duration::from_millis(20);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    config
+}
+
+/// The path of a built example program, if `cargo test` built it.
+pub fn built_example(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()?
+        .join("examples")
+        .join(name);
+    path.exists().then_some(path)
+}
