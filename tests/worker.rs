@@ -103,13 +103,14 @@ fn each_version_and_framing_puts_the_documented_frames_on_the_wire() {
 
 #[test]
 fn a_program_that_works_longer_than_the_expiry_stays_registered_and_its_reply_is_delivered() {
-    // The broker purges a busy worker that does not heartbeat after one
-    // interval; the program works for ten, over three times liveness x
-    // interval, without calling the worker. Its registration must hold the
-    // whole time (mmi.service answers 200) and its reply, sent on the same
-    // connection, must reach the client: a reconnection would have dropped it.
+    // The program works for ten intervals, over three times liveness x
+    // interval, without calling the worker; the broker holds a worker that
+    // heartbeats while busy to liveness x interval (and to the busy timeout,
+    // here well past the work). Its registration must hold the whole time
+    // (mmi.service answers 200) and its reply, sent on the same connection,
+    // must reach the client: a reconnection would have dropped it.
     let mut config = test_config();
-    config.busy_timeout = INTERVAL;
+    config.busy_timeout = INTERVAL * 40;
     let broker = TestBroker::start_with(config);
     let mut worker = Worker::connect(&broker.endpoint, "long", worker_config(Version::V01)).expect("worker");
     wait_for_service(&broker.endpoint, "long");

@@ -17,6 +17,11 @@
 //! stream with a hole in it. Broken streams are counted and logged
 //! (warn, at most one line every 10 s: `ratelimit`).
 //!
+//! A client with a backlog does not read its replies as fast as they
+//! come: the broker hands out no more of its requests until its backlog
+//! has drained (see `queue`). The I/O loop learns who starts and stops
+//! having one from [`Backlog::take_changes`].
+//!
 //! Why a backlog in the broker rather than only a larger `SNDHWM`: libzmq's
 //! bound counts messages, not bytes, for every peer alike, workers
 //! included; a byte bound per client and in total is what an operator can
@@ -103,6 +108,11 @@ pub struct Backlog {
     max_total: usize,
     warnings: RateLimit,
     stats: BacklogStats,
+    /// Clients whose backlog may have started or ended since the last
+    /// [`Backlog::take_changes`].
+    changed: Vec<Box<[u8]>>,
+    /// Clients last reported as having a backlog.
+    reported: HashSet<Box<[u8]>>,
 }
 
 impl Backlog {
@@ -117,6 +127,8 @@ impl Backlog {
             max_total,
             warnings: RateLimit::default(),
             stats: BacklogStats::default(),
+            changed: Vec::new(),
+            reported: HashSet::new(),
         }
     }
 
@@ -129,6 +141,24 @@ impl Backlog {
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Reports each client whose backlog started (`true`) or ended
+    /// (`false`) since the last call; a backlog that ended and started
+    /// again in between (a retry that filled the pipe again) is no change.
+    pub fn take_changes(&mut self, mut report: impl FnMut(&[u8], bool)) {
+        for client in std::mem::take(&mut self.changed) {
+            let waiting = self.queues.contains_key(&client);
+            if waiting == self.reported.contains(&client) {
+                continue;
+            }
+            report(&client, waiting);
+            if waiting {
+                self.reported.insert(client);
+            } else {
+                self.reported.remove(&client);
+            }
+        }
     }
 
     /// Whether any reply is waiting (the loop should retry soon).
@@ -218,6 +248,9 @@ impl Backlog {
             self.break_stream(&client, part, now);
             return false;
         }
+        if !self.queues.contains_key(&client) {
+            self.changed.push(client.clone());
+        }
         let queue = self.queues.entry(client).or_default();
         queue.bytes += bytes;
         queue.waiting.push_back(Waiting { frames, part, bytes });
@@ -259,6 +292,7 @@ impl Backlog {
         let Some(queue) = self.queues.remove(client) else {
             return;
         };
+        self.changed.push(client.into());
         self.bytes -= queue.bytes;
         for waiting in &queue.waiting {
             self.finished(waiting.part);
@@ -278,11 +312,15 @@ impl Backlog {
         self.bytes -= waiting.bytes;
         if queue.waiting.is_empty() {
             self.queues.remove(client);
+            self.changed.push(client.into());
         }
         Some(waiting)
     }
 
     fn push_front(&mut self, client: &[u8], waiting: Waiting) {
+        if !self.queues.contains_key(client) {
+            self.changed.push(client.into());
+        }
         self.bytes += waiting.bytes;
         let queue = self.queues.entry(client.into()).or_default();
         queue.bytes += waiting.bytes;

@@ -11,8 +11,15 @@
 //! redelivery), instead of being searched for when the connection closes.
 //! A routing id that connects again gets a new connection number, so its
 //! new requests are not mistaken for the old ones.
+//!
+//! It also knows which clients do not read their replies (their reply pipe
+//! is full: the I/O loop says so, see `backlog`), and in which services
+//! their lanes are parked meanwhile (see `queue`), so that they get their
+//! turns back when the client reads again.
 
 use std::collections::HashMap;
+
+use super::core::ServiceKey;
 
 /// One client connection, for as long as it is open; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +33,9 @@ pub struct Clients {
     /// Set when libzmq cannot tell of closed connections: then nothing is
     /// recorded (it would never be removed) and every connection is open.
     untracked: bool,
+    /// Clients whose reply pipe is full, with the services where one of
+    /// their lanes is parked.
+    blocked: HashMap<Box<[u8]>, Vec<ServiceKey>>,
 }
 
 impl Clients {
@@ -57,6 +67,29 @@ impl Clients {
     /// Whether `connection` is still open.
     pub fn is_open(&self, identity: &[u8], connection: Connection) -> bool {
         self.untracked || self.open.get(identity) == Some(&connection)
+    }
+
+    /// `identity` does not read its replies: its requests wait.
+    pub fn block(&mut self, identity: &[u8]) {
+        self.blocked.entry(identity.into()).or_default();
+    }
+
+    /// Whether `identity`'s requests wait for it to read its replies.
+    pub fn is_blocked(&self, identity: &[u8]) -> bool {
+        !self.blocked.is_empty() && self.blocked.contains_key(identity)
+    }
+
+    /// `identity`'s lane in `service` has been parked.
+    pub fn parked(&mut self, identity: &[u8], service: ServiceKey) {
+        if let Some(services) = self.blocked.get_mut(identity) {
+            services.push(service);
+        }
+    }
+
+    /// `identity` reads its replies again (or has gone): the services
+    /// where its lanes are parked.
+    pub fn unblock(&mut self, identity: &[u8]) -> Vec<ServiceKey> {
+        self.blocked.remove(identity).unwrap_or_default()
     }
 }
 

@@ -28,10 +28,14 @@ pub struct Config {
     /// How many intervals of silence make a worker dead (7/MDP: usually 3-5).
     /// Default: 3.
     pub heartbeat_liveness: u32,
-    /// How long a busy worker that has never heartbeated while busy may stay
-    /// silent before it is taken for dead. Classic single-threaded workers
-    /// (zguide mdwrkapi) cannot heartbeat while the application works.
-    /// Default: 300,000 ms.
+    /// How long any worker may hold one request. A worker that heartbeats
+    /// while busy is held to the normal liveness meanwhile, and past this
+    /// gets DISCONNECT (it answers no more: a hung program, or a peer that
+    /// keeps requests hostage). A worker that never heartbeated while busy
+    /// (classic single-threaded workers, such as zguide's mdwrkapi, cannot
+    /// while the application works) may stay silent this long before it
+    /// is taken for dead. Either way the request goes to another worker,
+    /// counting as a delivery. Default: 300,000 ms.
     pub busy_timeout: Duration,
     /// How long a request may wait in its service's queue for a worker
     /// before it is dropped; `None` keeps it until a worker takes it.
@@ -41,6 +45,16 @@ pub struct Config {
     /// gives up on it (a request that kills every worker must not loop).
     /// Default: 3.
     pub max_deliveries: u32,
+    /// Most requests waiting in one service's queue; a request that arrives
+    /// at a full queue is dropped (logged at warn, rate-limited, and
+    /// counted in [`Stats::requests_dropped_queue_full`]), and its client's
+    /// timeout applies. Requests given back by dying workers are not
+    /// counted against it. A waiting request with a one-frame body costs
+    /// about 150 bytes plus its body. `None` for no limit.
+    /// Default: 100,000.
+    ///
+    /// [`Stats::requests_dropped_queue_full`]: super::Stats::requests_dropped_queue_full
+    pub max_queued: Option<usize>,
     /// Most bytes of replies kept for one client whose pipe is full (it
     /// reads slowly); past it, the stream being sent stops without its
     /// FINAL. Default: 32 MiB.
@@ -63,6 +77,7 @@ impl Default for Config {
             busy_timeout: Duration::from_secs(300),
             request_timeout: Some(Duration::from_secs(60)),
             max_deliveries: 3,
+            max_queued: Some(100_000),
             max_client_backlog: 32 << 20,
             max_total_backlog: 256 << 20,
             max_message_size: Some(64 << 20),

@@ -3,14 +3,19 @@
 //!
 //! Rules this module keeps, each in one place:
 //!
-//! * a request goes to the least recently used idle worker of its service
-//!   (`Broker::dispatch`);
+//! * a request goes to the least recently used idle worker of its service,
+//!   clients of a service taking turns (`Broker::dispatch`, `queue`); at
+//!   most [`Config::max_queued`] wait per service (`Broker::client_request`);
 //! * a worker holding a request that dies, disconnects or is disconnected
 //!   gives the request back to the head of its queue, up to
 //!   [`Config::max_deliveries`] deliveries (`Broker::delete_worker`);
 //! * a worker silent for liveness x interval is deleted, whatever its place
 //!   in any queue; a busy worker that never heartbeated while busy gets
-//!   [`Config::busy_timeout`] instead (`Worker::deadline`);
+//!   [`Config::busy_timeout`] instead, and one that heartbeats while busy
+//!   gets DISCONNECT once it has held one request for the busy timeout
+//!   (`Worker::deadline`, `Broker::worker_timer`);
+//! * a client that does not read its replies gets no more requests handed
+//!   out until it reads again (`Broker::client_blocked`);
 //! * a valid but unexpected worker command gets DISCONNECT and the worker is
 //!   forgotten (`Broker::violation`); an invalid message is dropped.
 //!
@@ -35,6 +40,7 @@ use super::clock::Clock;
 use super::config::Config;
 use super::expired::{Expired, Silent};
 use super::mmi;
+use super::queue::{Pushed, Skipped, Waiting};
 use super::ratelimit::RateLimit;
 use super::reclaimed::{Ownership, Reclaimed, Verdict};
 use super::service::{Request, Service};
@@ -68,6 +74,8 @@ struct Warnings {
     heartbeat_mismatch: RateLimit,
     gathered_too_large: RateLimit,
     violation: RateLimit,
+    queue_full: RateLimit,
+    busy_timeout: RateLimit,
     /// Lines each worker causes once in normal running (registered,
     /// deleted), which only a misbehaving peer floods.
     worker_lines: RateLimit,
@@ -82,6 +90,8 @@ impl Default for Warnings {
             heartbeat_mismatch: RateLimit::default(),
             gathered_too_large: RateLimit::default(),
             violation: RateLimit::default(),
+            queue_full: RateLimit::default(),
+            busy_timeout: RateLimit::default(),
             worker_lines: RateLimit::with_burst(WORKER_LINES_PER_WINDOW),
         }
     }
@@ -215,6 +225,29 @@ impl Broker {
         Text(self.services.get(&key).map_or(&[][..], |service| &service.name[..]))
     }
 
+    /// `client`'s reply pipe is full (the I/O loop could not send to it):
+    /// requests it has waiting are not handed out until it reads again, so
+    /// that workers are not spent on replies that would pile up in its
+    /// backlog or be dropped. Its requests still expire.
+    pub fn client_blocked(&mut self, client: &[u8]) {
+        debug!("client {} does not read its replies: its requests wait", Hex(client));
+        self.clients.block(client);
+    }
+
+    /// `client` reads its replies again: its parked requests get their
+    /// turns back.
+    pub fn client_unblocked(&mut self, client: &[u8], now: Instant) {
+        let now = self.broker_time(now);
+        debug!("client {} reads its replies again", Hex(client));
+        for key in self.clients.unblock(client) {
+            if let Some(service) = self.services.get_mut(&key)
+                && service.queue.unpark(client)
+            {
+                self.dispatch(key, now);
+            }
+        }
+    }
+
     /// Number of registered workers.
     pub fn worker_count(&self) -> usize {
         self.workers.len()
@@ -230,7 +263,7 @@ impl Broker {
         self.service_keys
             .get(service)
             .and_then(|key| self.services.get(key))
-            .map_or(0, |s| s.requests.len())
+            .map_or(0, |s| s.queue.len())
     }
 
     /// Moves the queued outbound messages into `into` (which should be
@@ -290,6 +323,14 @@ impl Broker {
         if self.clients.closed(identity) {
             debug!("client {} disconnected", Hex(identity));
         }
+        // Its parked lanes have no turn in which to be dropped.
+        for key in self.clients.unblock(identity) {
+            if let Some(service) = self.services.get_mut(&key) {
+                let dropped = service.queue.remove_client(identity);
+                self.stats.requests_for_departed_clients += dropped as u64;
+            }
+            self.drop_service_if_unused(key);
+        }
         if let Some(key) = self.worker_keys.get(identity).copied() {
             self.delete_worker(key, "its connection closed", false, now);
         }
@@ -335,20 +376,37 @@ impl Broker {
         }
         let key = self.require_service(&cmd.service);
         let connection = self.clients.connection(&client);
-        let request = Request {
+        let waiting = Waiting {
             id: self.new_key(),
-            connection,
-            client,
             dialect,
-            service: cmd.service,
-            body: cmd.body,
-            queued_at: now,
-            deliveries: 0,
-            streamed: false,
-            ownership: None,
+            body: cmd.body.into_boxed_slice(),
         };
-        self.enqueue(key, request, false);
-        self.dispatch(key, now);
+        let limit = self.config.max_queued;
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        match service.queue.push(client.share(), connection, waiting, now, limit) {
+            Pushed::Queued => {
+                self.arm_expiry(key, now);
+                self.dispatch(key, now);
+            }
+            Pushed::Full => self.queue_full(key, &client, now),
+        }
+    }
+
+    /// A request came for a service whose queue is full: it is dropped.
+    fn queue_full(&mut self, key: ServiceKey, client: &[u8], now: Instant) {
+        self.stats.requests_dropped_queue_full += 1;
+        if let Some(held_back) = self.warnings.queue_full.allow(now) {
+            warn!(
+                "request from client {} for '{}' dropped: {} requests wait for the service already \
+                 (--max-queued) ({held_back} more since the last warning)",
+                Hex(client),
+                self.service_name(key),
+                self.config.max_queued.unwrap_or(0),
+            );
+        }
+        self.drop_service_if_unused(key);
     }
 
     fn has_workers(&self, name: &[u8]) -> bool {
@@ -365,7 +423,8 @@ impl Broker {
         }
         let key = ServiceKey(self.new_key());
         self.service_keys.insert(name.into(), key);
-        self.services.insert(key, Service::new(name.into()));
+        let expires = self.config.request_timeout.is_some();
+        self.services.insert(key, Service::new(name, expires));
         debug!("service '{}' created", Text(name));
         key
     }
@@ -376,25 +435,19 @@ impl Broker {
         if self.services.get(&key).is_some_and(Service::is_unused)
             && let Some(service) = self.services.remove(&key)
         {
-            self.service_keys.remove(&service.name);
+            self.service_keys.remove(&service.name[..]);
             debug!("service '{}' dropped", Text(&service.name));
         }
     }
 
-    /// Queues a request at the back (new) or the front (redelivered) of its
-    /// service's queue, and arms the service's expiry timer.
-    fn enqueue(&mut self, key: ServiceKey, request: Request, front: bool) {
+    /// A request entered `key`'s queue at `now`: arms the service's expiry
+    /// timer if it has none (an armed one is due no later).
+    fn arm_expiry(&mut self, key: ServiceKey, now: Instant) {
         let Some(service) = self.services.get_mut(&key) else {
             return;
         };
-        let queued_at = request.queued_at;
-        if front {
-            service.requests.push_front(request);
-        } else {
-            service.requests.push_back(request);
-        }
         if let (Some(timeout), None) = (self.config.request_timeout, service.expiry_timer) {
-            let at = self.grid.ceil(queued_at + timeout);
+            let at = self.grid.ceil(now + timeout);
             service.expiry_timer = Some(at);
             self.request_timers.schedule(at, key.0);
         }
@@ -406,30 +459,19 @@ impl Broker {
             return;
         };
         let workers = &mut self.workers;
+        let mut skipped = Skipped::default();
         loop {
-            // Requests whose client has gone are dropped, not dispatched.
-            while let Some(front) = service.requests.front()
-                && !self.clients.is_open(&front.client, front.connection)
-            {
-                debug!("request from departed client {} dropped", Hex(&front.client));
-                self.stats.requests_for_departed_clients += 1;
-                service.requests.pop_front();
-            }
-            // And so are requests a late reply has answered meanwhile.
-            while let Some(front) = service.requests.front()
-                && front.ownership.as_ref().is_some_and(|ownership| !ownership.is_open())
-            {
-                debug!("request from client {} already answered", Hex(&front.client));
-                service.requests.pop_front();
-            }
-            if service.requests.is_empty() {
-                return;
+            // Requests of departed clients, or answered by a late reply
+            // meanwhile, are dropped; clients that do not read are parked.
+            if !service.queue.prepare(&self.clients, &mut skipped) {
+                break;
             }
             let Some(worker_key) = service.pop_idle(|key, ticket| holds_ticket(workers, key, ticket)) else {
-                return;
+                break;
             };
-            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.requests.pop_front()) else {
-                return;
+            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.queue.pop(&service.name))
+            else {
+                break;
             };
             request.deliveries += 1;
             let mut frames = Vec::with_capacity(6 + request.body.len());
@@ -457,6 +499,13 @@ impl Broker {
                 recipient: Recipient::WorkerRequest(worker_key),
                 frames,
             });
+        }
+        if skipped.departed > 0 {
+            debug!("{} requests of departed clients dropped", skipped.departed);
+            self.stats.requests_for_departed_clients += skipped.departed;
+        }
+        for client in skipped.parked {
+            self.clients.parked(&client, key);
         }
     }
 
@@ -851,7 +900,7 @@ impl Broker {
 
     /// Puts a request back at the head of its queue, unless it has been
     /// delivered as often as allowed.
-    fn redeliver(&mut self, key: ServiceKey, mut request: Request, now: Instant) {
+    fn redeliver(&mut self, key: ServiceKey, request: Request, now: Instant) {
         if request.deliveries >= self.config.max_deliveries {
             warn!(
                 "request from client {} dropped after {} deliveries to dying workers",
@@ -864,8 +913,11 @@ impl Broker {
             "request from client {} goes back to the head of its queue",
             Hex(&request.client)
         );
-        request.queued_at = now;
-        self.enqueue(key, request, true);
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        service.queue.push_redelivered(request, now);
+        self.arm_expiry(key, now);
         self.dispatch(key, now);
     }
 
@@ -912,14 +964,14 @@ impl Broker {
             return;
         }
         if now >= worker.deadline(&self.config) {
-            if worker.job.is_some() && !worker.heartbeats_while_busy {
-                return self.delete_worker(key, "busy for longer than the busy timeout", true, now);
+            if worker.busy_for_too_long(now, &self.config) {
+                return self.busy_timeout(key, now);
             }
             let silent = Silent {
                 service: self
                     .services
                     .get(&worker.service)
-                    .map(|s| s.name.clone())
+                    .map(|s| Box::from(&s.name[..]))
                     .unwrap_or_default(),
                 last_heard: worker.last_heard,
             };
@@ -941,6 +993,38 @@ impl Broker {
         self.worker_timers.schedule(worker.timer_at, key.0);
     }
 
+    /// A worker has held one request for the busy timeout. One that
+    /// heartbeats while busy is alive but not answering (hung program, or
+    /// a peer that keeps requests hostage): it gets DISCONNECT. One that
+    /// never did is taken for dead, as silence past the busy timeout means
+    /// for a classic worker. Either way its request goes to another worker
+    /// (the delivery counts), and its reply is still awaited should it come.
+    fn busy_timeout(&mut self, key: WorkerKey, now: Instant) {
+        let Some(worker) = self.workers.get(&key) else { return };
+        if !worker.heartbeats_while_busy {
+            return self.delete_worker(key, "busy for longer than the busy timeout", true, now);
+        }
+        self.stats.busy_timeouts += 1;
+        if let Some(held_back) = self.warnings.busy_timeout.allow(now) {
+            warn!(
+                "worker {} at {} of '{}' heartbeats but has held one request for {:?} (--busy-timeout): \
+                 sending DISCONNECT ({held_back} more since the last warning)",
+                Hex(&worker.identity),
+                worker.address,
+                self.service_name(worker.service),
+                self.config.busy_timeout,
+            );
+        }
+        queue_for_worker(
+            &mut self.outbox,
+            &worker.identity,
+            worker.dialect,
+            ToWorker::Disconnect,
+            Recipient::Departing,
+        );
+        self.delete_worker(key, "held a request for longer than the busy timeout", true, now);
+    }
+
     fn request_timer(&mut self, key: ServiceKey, at: Instant, now: Instant) {
         let Some(timeout) = self.config.request_timeout else {
             return;
@@ -952,17 +1036,16 @@ impl Broker {
             return;
         }
         service.expiry_timer = None;
-        while service.requests.front().is_some_and(|r| r.queued_at + timeout <= now) {
-            if let Some(request) = service.requests.pop_front() {
-                debug!(
-                    "request from client {} for '{}' expired after waiting {timeout:?}",
-                    Hex(&request.client),
-                    Text(&service.name)
-                );
-            }
+        let (expired, next) = service.queue.expire(now, timeout);
+        if expired > 0 {
+            debug!(
+                "{expired} requests for '{}' expired after waiting {timeout:?}",
+                Text(&service.name)
+            );
+            self.stats.requests_expired += expired as u64;
         }
-        if let Some(front) = service.requests.front() {
-            let next = self.grid.ceil(front.queued_at + timeout);
+        if let Some(next) = next {
+            let next = self.grid.ceil(next);
             service.expiry_timer = Some(next);
             self.request_timers.schedule(next, key.0);
         }

@@ -12,7 +12,8 @@
 //!   moves frames between the socket and the core.
 //!
 //! Beneath the core: `service` (a service's request queue and idle-worker
-//! queue), `worker` (one registered worker and its timing rules), `timers`
+//! queue), `queue` (the fair request queue: a lane per client, taking
+//! turns), `worker` (one registered worker and its timing rules), `timers`
 //! (the deadline heap and its grid), `mmi` (8/MMI answers) and `config`
 //! (the tunables and their defaults).
 #![cfg_attr(
@@ -28,6 +29,7 @@ mod core;
 mod endpoint;
 mod expired;
 mod mmi;
+mod queue;
 mod ratelimit;
 mod reclaimed;
 pub mod server;

@@ -312,8 +312,10 @@ impl Server {
         let mut outbox = Vec::new();
         loop {
             self.broker.tick(Instant::now());
-            self.flush(&mut outbox);
+            // Replies first, then what the core queued meanwhile (requests
+            // of clients whose backlog has drained, among them).
             self.retry_backlog();
+            self.flush(&mut outbox);
             let (readable, stop) = self.wait()?;
             if stop {
                 break;
@@ -414,7 +416,21 @@ impl Server {
                     }
                 }
             }
+            self.report_backlog_changes(now);
         }
+    }
+
+    /// Tells the core which clients started or stopped having a backlog
+    /// (their requests wait meanwhile: see `Broker::client_blocked`).
+    fn report_backlog_changes(&mut self, now: Instant) {
+        let broker = &mut self.broker;
+        self.backlog.take_changes(|client, blocked| {
+            if blocked {
+                broker.client_blocked(client);
+            } else {
+                broker.client_unblocked(client, now);
+            }
+        });
     }
 
     /// Sends a reply to a client, unless it must wait behind others in the
@@ -441,6 +457,7 @@ impl Server {
         let socket = &mut self.socket;
         self.backlog.retry(|frames| send_reply(socket, frames));
         self.retry_at = self.backlog.is_waiting().then(|| now + backlog::RETRY_INTERVAL);
+        self.report_backlog_changes(now);
     }
 }
 

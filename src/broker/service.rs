@@ -1,5 +1,5 @@
-//! A service: the FIFO of requests waiting for it and the queue of its idle
-//! workers, least recently used first.
+//! A service: the requests waiting for it (`queue`) and the queue of its
+//! idle workers, least recently used first.
 //!
 //! The idle queue is a `VecDeque` of `(worker, ticket)` pairs with lazy
 //! deletion: a worker that leaves while idle is not searched for; its entry
@@ -16,14 +16,16 @@ use crate::protocol::Dialect;
 
 use super::clients::Connection;
 use super::core::WorkerKey;
+use super::queue::Queue;
 use super::reclaimed::Ownership;
 
 /// Stale idle entries are swept only past this many, so that a service
 /// with a handful of workers never sweeps.
 const SWEEP_MIN_STALE: usize = 16;
 
-/// A client's request, kept by the broker until its final reply has gone
-/// out: in its service's queue, then held by the worker processing it.
+/// A client's request once it has left its client's lane (see `queue`),
+/// kept by the broker until its final reply has gone out: held by the
+/// worker processing it, or waiting for redelivery.
 #[derive(Debug)]
 pub struct Request {
     /// Names it (and its reply stream) for the broker's life.
@@ -37,9 +39,7 @@ pub struct Request {
     /// The service name frame, echoed in the reply.
     pub service: Frame,
     /// The body, shared (not copied) with each worker it is sent to.
-    pub body: Vec<Frame>,
-    /// When it entered its current queue (for request expiry).
-    pub queued_at: Instant,
+    pub body: Box<[Frame]>,
     /// How many workers it has been handed to so far.
     pub deliveries: u32,
     /// Whether a part of its reply (a PARTIAL) has reached the client: the
@@ -54,10 +54,11 @@ pub struct Request {
 /// One service and its two queues.
 #[derive(Debug)]
 pub struct Service {
-    /// The name workers registered and clients ask for.
-    pub name: Box<[u8]>,
-    /// Requests waiting for a worker, oldest first.
-    pub requests: VecDeque<Request>,
+    /// The name workers registered and clients ask for (a frame of its
+    /// own, shared into every request handed out and every reply).
+    pub name: Frame,
+    /// Requests waiting for a worker.
+    pub queue: Queue,
     /// Idle workers, least recently used first (may hold stale entries).
     idle: VecDeque<(WorkerKey, u64)>,
     /// How many entries of `idle` are stale.
@@ -69,11 +70,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// An empty service.
-    pub fn new(name: Box<[u8]>) -> Service {
+    /// An empty service; `expires` says whether its requests expire.
+    pub fn new(name: &[u8], expires: bool) -> Service {
         Service {
-            name,
-            requests: VecDeque::new(),
+            name: Frame::from_slice(name),
+            queue: Queue::new(expires),
             idle: VecDeque::new(),
             stale_idle: 0,
             workers: 0,
@@ -110,6 +111,6 @@ impl Service {
 
     /// Whether the service holds nothing and can be dropped.
     pub fn is_unused(&self) -> bool {
-        self.workers == 0 && self.requests.is_empty()
+        self.workers == 0 && self.queue.is_empty()
     }
 }

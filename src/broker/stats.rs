@@ -25,4 +25,14 @@ pub struct Stats {
     /// Replies to MDP/0.1 clients (which have no PARTIAL) dropped because
     /// the PARTIALs gathered for them outgrew the backlog bounds.
     pub gathered_replies_dropped: u64,
+    /// Requests dropped on arrival because their service's queue held
+    /// [`Config::max_queued`](super::Config::max_queued) requests already.
+    pub requests_dropped_queue_full: u64,
+    /// Requests dropped after waiting [`Config::request_timeout`]
+    /// (super::Config::request_timeout) for a worker.
+    pub requests_expired: u64,
+    /// Workers that heartbeat while busy and were sent DISCONNECT for
+    /// holding one request past [`Config::busy_timeout`]
+    /// (super::Config::busy_timeout).
+    pub busy_timeouts: u64,
 }

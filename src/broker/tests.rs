@@ -911,3 +911,124 @@ fn a_late_answer_holds_however_long_the_other_delivery_takes() {
     h.send("w2", &[b"", b"MDPW01", &[3], b"c1", b"", b"w2 answers too"]);
     assert!(h.sent().iter().all(|(to, _)| to != b"c1"), "never a second reply");
 }
+
+/// The client each REQUEST sent to `worker` was for, in order.
+fn requests_for(sent: &[Sent], worker: &str) -> Vec<Vec<u8>> {
+    sent.iter()
+        .filter(|(to, frames)| to == worker.as_bytes() && frames.get(2) == Some(&vec![2]))
+        .filter_map(|(_, frames)| frames.get(3).cloned())
+        .collect()
+}
+
+#[test]
+fn clients_of_a_service_take_turns_whatever_their_backlog() {
+    // 7/MDP: the broker SHOULD serve clients on a fair basis.
+    let mut h = Harness::new();
+    for i in 0..1000 {
+        h.request_v01("greedy", "echo", &format!("g{i}"));
+    }
+    h.request_v01("polite", "echo", "p");
+    h.ready_v01("w1", "echo");
+    let mut order = requests_for(&h.sent(), "w1");
+    for _ in 0..3 {
+        let client = String::from_utf8(order.last().cloned().unwrap_or_default()).unwrap();
+        h.send("w1", &[b"", b"MDPW01", &[3], client.as_bytes(), b"", b"ok"]);
+        order.extend(requests_for(&h.sent(), "w1"));
+    }
+    assert_eq!(order, [&b"greedy"[..], b"polite", b"greedy", b"greedy"]);
+}
+
+#[test]
+fn a_full_queue_drops_new_requests_and_counts_them() {
+    let mut h = Harness::with(Config {
+        max_queued: Some(2),
+        ..config()
+    });
+    h.request_v01("c1", "nobody", "1");
+    h.request_v01("c2", "nobody", "2");
+    h.request_v01("c3", "nobody", "3");
+    assert_eq!(h.broker.queued(b"nobody"), 2);
+    assert_eq!(h.broker.stats().requests_dropped_queue_full, 1);
+    h.ready_v01("w1", "nobody");
+    assert_eq!(requests_for(&h.sent(), "w1"), [b"c1"]);
+}
+
+#[test]
+fn a_worker_that_heartbeats_but_holds_a_request_past_the_busy_timeout_is_disconnected() {
+    let mut h = Harness::with(Config {
+        busy_timeout: INTERVAL * 10,
+        ..config()
+    });
+    h.ready_v01("hostage", "echo");
+    h.request_v01("c1", "echo", "job");
+    h.sent();
+    // It heartbeats on, for ever, and never answers.
+    for _ in 0..9 {
+        h.send("hostage", &[b"", b"MDPW01", &[4]]);
+        h.advance(INTERVAL);
+    }
+    h.ready_v01("honest", "echo");
+    assert_eq!(h.sent().iter().filter(|s| s.0 == b"honest").count(), 0);
+    h.send("hostage", &[b"", b"MDPW01", &[4]]);
+    h.advance(INTERVAL);
+    let sent = h.sent();
+    assert!(sent.contains(&disconnect_v01("hostage")), "{sent:?}");
+    assert_eq!(
+        requests_for(&sent, "honest"),
+        [b"c1"],
+        "the request goes to another worker"
+    );
+    assert_eq!(h.broker.stats().busy_timeouts, 1);
+    // Its answer, should it come after all, is still the one delivered.
+    h.send("hostage", &[b"", b"MDPW01", &[3], b"c1", b"", b"late"]);
+    assert!(h.sent().contains(&to("c1", &[b"", b"MDPC01", b"echo", b"late"])));
+}
+
+#[test]
+fn a_frozen_worker_that_heartbeated_while_busy_before_is_expired_on_liveness() {
+    // "Whatever it did before": once it has heartbeated while busy, a
+    // worker's later requests are held to liveness too.
+    let mut h = Harness::new();
+    h.ready_v01("w1", "echo");
+    h.request_v01("c1", "echo", "first");
+    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
+    h.request_v01("c1", "echo", "second");
+    h.sent();
+    h.advance(INTERVAL * 3 + config().timer_resolution());
+    assert_eq!(h.broker.worker_count(), 0);
+}
+
+#[test]
+fn requests_of_a_client_that_does_not_read_wait_until_it_does() {
+    let mut h = Harness::new();
+    h.request_v01("slow", "echo", "s1");
+    h.request_v01("slow", "echo", "s2");
+    h.request_v01("fast", "echo", "f1");
+    h.broker.client_blocked(b"slow");
+    h.ready_v01("w1", "echo");
+    h.ready_v01("w2", "echo");
+    let sent = h.sent();
+    let handed: Vec<_> = requests_for(&sent, "w1")
+        .into_iter()
+        .chain(requests_for(&sent, "w2"))
+        .collect();
+    assert_eq!(handed, [b"fast"], "the slow reader's requests wait");
+    assert_eq!(h.broker.queued(b"echo"), 2);
+    let now = h.now;
+    h.broker.client_unblocked(b"slow", now);
+    let sent = h.sent();
+    assert_eq!(requests_for(&sent, "w2"), [b"slow"]);
+}
+
+#[test]
+fn parked_requests_of_a_client_that_leaves_are_dropped() {
+    let mut h = Harness::new();
+    h.request_v01("slow", "echo", "s1");
+    h.broker.client_blocked(b"slow");
+    h.ready_v01("w1", "echo");
+    assert!(requests_for(&h.sent(), "w1").is_empty());
+    h.send("slow", &[b""]);
+    assert_eq!(h.broker.queued(b"echo"), 0);
+    assert_eq!(h.broker.stats().requests_for_departed_clients, 1);
+}

@@ -124,14 +124,23 @@ impl Worker {
         now >= grid.floor(self.heartbeat_at)
     }
 
-    /// When it is to be taken for dead: normally its heartbeat expiry; while
-    /// busy, a worker not known to heartbeat while busy gets the busy
-    /// timeout instead, counted from when it got its request.
+    /// When it is to be deleted: normally its heartbeat expiry. While busy,
+    /// a worker not known to heartbeat while busy gets the busy timeout
+    /// instead, counted from when it got its request; one that heartbeats
+    /// while busy gets whichever comes first.
     pub fn deadline(&self, config: &Config) -> Instant {
         match &self.job {
-            Some(job) if !self.heartbeats_while_busy => self.expires_at.max(job.since + config.busy_timeout),
-            _ => self.expires_at,
+            Some(job) if self.heartbeats_while_busy => self.expires_at.min(job.since + config.busy_timeout),
+            Some(job) => self.expires_at.max(job.since + config.busy_timeout),
+            None => self.expires_at,
         }
+    }
+
+    /// Whether it has held its request for the busy timeout at `now`.
+    pub fn busy_for_too_long(&self, now: Instant, config: &Config) -> bool {
+        self.job
+            .as_ref()
+            .is_some_and(|job| now >= job.since + config.busy_timeout)
     }
 
     /// When its timer entry should next fire: the grid tick at or before
