@@ -76,6 +76,8 @@ struct Warnings {
     violation: RateLimit,
     queue_full: RateLimit,
     busy_timeout: RateLimit,
+    late_reply: RateLimit,
+    max_deliveries: RateLimit,
     /// Lines each worker causes once in normal running (registered,
     /// deleted), which only a misbehaving peer floods.
     worker_lines: RateLimit,
@@ -92,6 +94,8 @@ impl Default for Warnings {
             violation: RateLimit::default(),
             queue_full: RateLimit::default(),
             busy_timeout: RateLimit::default(),
+            late_reply: RateLimit::default(),
+            max_deliveries: RateLimit::default(),
             worker_lines: RateLimit::with_burst(WORKER_LINES_PER_WINDOW),
         }
     }
@@ -543,11 +547,11 @@ impl Broker {
             (None, FromWorker::Ready { service }) => self.worker_ready(&identity, dialect, &service, now),
             (None, FromWorker::Disconnect) => {}
             (None, FromWorker::Final { client, body }) if self.reclaimed.held(&identity, &client).is_some() => {
-                self.late_reply(&identity, &client, true, body);
+                self.late_reply(&identity, &client, true, body, now);
                 self.send_to_worker(&identity, dialect, ToWorker::Disconnect, Recipient::Departing);
             }
             (None, FromWorker::Partial { client, body, .. }) if self.reclaimed.held(&identity, &client).is_some() => {
-                self.late_reply(&identity, &client, false, body);
+                self.late_reply(&identity, &client, false, body, now);
             }
             // A worker whose reply is awaited is not disconnected for its
             // heartbeats: that would make it drop the reply it is sending.
@@ -742,7 +746,7 @@ impl Broker {
 
     /// A reply from a worker that was taken for dead, for the request it
     /// held then: delivered unless another delivery answered first.
-    fn late_reply(&mut self, worker: &[u8], client: &[u8], last: bool, body: Vec<Frame>) {
+    fn late_reply(&mut self, worker: &[u8], client: &[u8], last: bool, body: Vec<Frame>, now: Instant) {
         let Some(held) = self.reclaimed.held(worker, client) else {
             return;
         };
@@ -773,13 +777,16 @@ impl Broker {
             return;
         }
         if last {
-            info!(
-                "late reply from worker {} of '{}' (taken for dead) delivered to client {}",
-                Hex(worker),
-                Text(&service),
-                Hex(&to.client)
-            );
             self.stats.late_replies_delivered += 1;
+            if let Some(held_back) = self.warnings.late_reply.allow(now) {
+                info!(
+                    "late reply from worker {} of '{}' (taken for dead) delivered to client {} \
+                     ({held_back} more since the last such line)",
+                    Hex(worker),
+                    Text(&service),
+                    Hex(&to.client)
+                );
+            }
         }
         self.reply_to_client(to, kind, service, body);
     }
@@ -902,11 +909,16 @@ impl Broker {
     /// delivered as often as allowed.
     fn redeliver(&mut self, key: ServiceKey, request: Request, now: Instant) {
         if request.deliveries >= self.config.max_deliveries {
-            warn!(
-                "request from client {} dropped after {} deliveries to dying workers",
-                Hex(&request.client),
-                request.deliveries
-            );
+            self.stats.requests_dropped_max_deliveries += 1;
+            if let Some(held_back) = self.warnings.max_deliveries.allow(now) {
+                warn!(
+                    "request from client {} for '{}' dropped after {} deliveries to workers that died or were \
+                     disconnected holding it (--max-deliveries) ({held_back} more since the last warning)",
+                    Hex(&request.client),
+                    Text(&request.service),
+                    request.deliveries
+                );
+            }
             return;
         }
         debug!(

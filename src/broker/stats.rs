@@ -35,4 +35,8 @@ pub struct Stats {
     /// holding one request past [`Config::busy_timeout`]
     /// (super::Config::busy_timeout).
     pub busy_timeouts: u64,
+    /// Requests dropped after [`Config::max_deliveries`]
+    /// (super::Config::max_deliveries) deliveries to workers that died or
+    /// were disconnected holding them.
+    pub requests_dropped_max_deliveries: u64,
 }
