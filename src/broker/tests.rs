@@ -1032,3 +1032,16 @@ fn parked_requests_of_a_client_that_leaves_are_dropped() {
     assert_eq!(h.broker.queued(b"echo"), 0);
     assert_eq!(h.broker.stats().requests_for_departed_clients, 1);
 }
+
+#[test]
+fn service_names_longer_than_the_bound_are_refused() {
+    let mut h = Harness::new();
+    let longest = "s".repeat(crate::protocol::MAX_SERVICE_NAME);
+    h.ready_v01("w1", &longest);
+    assert_eq!(h.broker.worker_count(), 1);
+    let too_long = "s".repeat(crate::protocol::MAX_SERVICE_NAME + 1);
+    h.ready_v01("w2", &too_long);
+    h.request_v01("c1", &too_long, "x");
+    assert_eq!((h.broker.worker_count(), h.broker.service_count()), (1, 1));
+    assert_eq!(h.sent(), vec![]);
+}

@@ -32,6 +32,11 @@ pub enum ProtocolError {
     MissingService,
     /// The service name frame is empty.
     EmptyService,
+    /// The service name is longer than [`MAX_SERVICE_NAME`] bytes (its
+    /// length).
+    ///
+    /// [`MAX_SERVICE_NAME`]: super::MAX_SERVICE_NAME
+    ServiceTooLong(usize),
     /// No client address frame in a worker REQUEST/REPLY/PARTIAL/FINAL.
     MissingClientAddress,
     /// The client address frame is empty: no peer has an empty identity.
@@ -66,6 +71,13 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::MissingService => write!(f, "no service name frame"),
             ProtocolError::EmptyService => write!(f, "empty service name"),
+            ProtocolError::ServiceTooLong(len) => {
+                write!(
+                    f,
+                    "service name of {len} bytes (at most {} allowed)",
+                    super::MAX_SERVICE_NAME
+                )
+            }
             ProtocolError::MissingClientAddress => write!(f, "no client address frame"),
             ProtocolError::EmptyClientAddress => write!(f, "empty client address"),
             ProtocolError::MissingDelimiter => {

@@ -59,6 +59,13 @@ pub const MDPW02: &[u8] = b"MDPW02";
 /// The namespace 8/MMI reserves for services the broker answers itself.
 pub const MMI_PREFIX: &[u8] = b"mmi.";
 
+/// The longest service name accepted, in bytes. 7/MDP only says a name is
+/// a printable string; without a bound, one READY or REQUEST could make
+/// the broker keep a service named by 64 MiB of bytes (twice: the name and
+/// its index), and every client asking for new names could do so again.
+/// Real names are a few dozen bytes.
+pub const MAX_SERVICE_NAME: usize = 1024;
+
 /// Whether a service name lies in the reserved `mmi.` namespace. This is
 /// the one place that rule lives: the broker uses it both to answer
 /// requests internally and to refuse workers that try to register there.
@@ -457,6 +464,9 @@ impl Cursor {
         let service = self.next_or(ProtocolError::MissingService)?;
         if service.is_empty() {
             return Err(ProtocolError::EmptyService);
+        }
+        if service.len() > MAX_SERVICE_NAME {
+            return Err(ProtocolError::ServiceTooLong(service.len()));
         }
         Ok(service)
     }

@@ -205,6 +205,11 @@ fn rejects_every_kind_of_malformation() {
         (vec![b"", b"MDPW01", &[3], b"cli", b"notempty", b"x"], MissingDelimiter),
         (vec![b"", b"MDPC01"], MissingService),
         (vec![b"", b"MDPC01", b""], EmptyService),
+        (
+            vec![b"", b"MDPC01", &[b'x'; MAX_SERVICE_NAME + 1], b"body"],
+            ServiceTooLong(MAX_SERVICE_NAME + 1),
+        ),
+        (vec![b"", b"MDPW01", &[1], &[b'x'; 10 << 20]], ServiceTooLong(10 << 20)),
         (vec![b"", b"MDPC01", b"svc"], MissingBody),
         (vec![b"MDPC02", &[1], b"svc"], MissingBody),
         (
