@@ -389,6 +389,27 @@ impl Broker {
         let Some(service) = self.services.get_mut(&key) else {
             return;
         };
+        // Nobody waits and a worker is idle (the common case short of
+        // overload): straight to it, without a lane.
+        if service.queue.is_empty() && !self.clients.is_blocked(&client) {
+            let workers = &mut self.workers;
+            if let Some(worker_key) = service.pop_idle(|key, ticket| holds_ticket(workers, key, ticket))
+                && let Some(worker) = workers.get_mut(&worker_key)
+            {
+                let request = Request {
+                    id: waiting.id,
+                    service: service.name.share(),
+                    client,
+                    connection,
+                    dialect,
+                    body: waiting.body,
+                    deliveries: 0,
+                    streamed: false,
+                    ownership: None,
+                };
+                return hand_out(worker_key, worker, request, now, &self.config, &mut self.outbox);
+            }
+        }
         match service.queue.push(client.share(), connection, waiting, now, limit) {
             Pushed::Queued => {
                 self.arm_expiry(key, now);
@@ -473,36 +494,10 @@ impl Broker {
             let Some(worker_key) = service.pop_idle(|key, ticket| holds_ticket(workers, key, ticket)) else {
                 break;
             };
-            let (Some(worker), Some(mut request)) = (workers.get_mut(&worker_key), service.queue.pop(&service.name))
-            else {
+            let (Some(worker), Some(request)) = (workers.get_mut(&worker_key), service.queue.pop(&service.name)) else {
                 break;
             };
-            request.deliveries += 1;
-            let mut frames = Vec::with_capacity(6 + request.body.len());
-            frames.push(Frame::from_slice(&worker.identity));
-            let cmd = ToWorker::Request {
-                client: request.client.share(),
-                body: request.body.iter().map(Frame::share).collect(),
-            };
-            protocol::encode_to_worker(&mut frames, worker.dialect, cmd);
-            debug!(
-                "-> worker {} {} REQUEST from client {} (delivery {})",
-                Hex(&worker.identity),
-                worker.dialect,
-                Hex(&request.client),
-                request.deliveries
-            );
-            worker.idle_ticket = None;
-            worker.sent_command(now, &self.config);
-            worker.job = Some(Job {
-                request,
-                since: now,
-                gathered: Some(Gathered::default()),
-            });
-            self.outbox.push(Outbound {
-                recipient: Recipient::WorkerRequest(worker_key),
-                frames,
-            });
+            hand_out(worker_key, worker, request, now, &self.config, &mut self.outbox);
         }
         if skipped.departed > 0 {
             debug!("{} requests of departed clients dropped", skipped.departed);
@@ -1091,6 +1086,44 @@ fn queue_for_worker(outbox: &mut Vec<Outbound>, identity: &[u8], dialect: Dialec
     frames.push(Frame::from_slice(identity));
     protocol::encode_to_worker(&mut frames, dialect, cmd);
     outbox.push(Outbound { recipient: to, frames });
+}
+
+/// Hands `request` to the idle `worker`: the REQUEST goes out, the worker is
+/// busy with it from `now`, and the delivery counts.
+fn hand_out(
+    key: WorkerKey,
+    worker: &mut Worker,
+    mut request: Request,
+    now: Instant,
+    config: &Config,
+    outbox: &mut Vec<Outbound>,
+) {
+    request.deliveries += 1;
+    let mut frames = Vec::with_capacity(6 + request.body.len());
+    frames.push(Frame::from_slice(&worker.identity));
+    let cmd = ToWorker::Request {
+        client: request.client.share(),
+        body: request.body.iter().map(Frame::share).collect(),
+    };
+    protocol::encode_to_worker(&mut frames, worker.dialect, cmd);
+    debug!(
+        "-> worker {} {} REQUEST from client {} (delivery {})",
+        Hex(&worker.identity),
+        worker.dialect,
+        Hex(&request.client),
+        request.deliveries
+    );
+    worker.idle_ticket = None;
+    worker.sent_command(now, config);
+    worker.job = Some(Job {
+        request,
+        since: now,
+        gathered: Some(Gathered::default()),
+    });
+    outbox.push(Outbound {
+        recipient: Recipient::WorkerRequest(key),
+        frames,
+    });
 }
 
 /// What a rate-limited line adds about the lines held back before it.
