@@ -9,8 +9,11 @@
 //! * [`router`]: a ROUTER's automatic routing ids are random and unique,
 //!   and no peer can crash it or take another peer's traffic by choosing one;
 //! * [`max_frames`]: a socket option bounds the frames of one incoming
-//!   message, so one peer cannot make the broker hold millions of frames.
+//!   message, so one peer cannot make the broker hold millions of frames;
+//! * [`accept_pause`]: a listener that runs out of file descriptors pauses
+//!   instead of spinning on a socket it cannot accept from.
 
+mod accept_pause;
 mod max_frames;
 mod router;
 
@@ -26,7 +29,7 @@ struct Patch {
 }
 
 /// Every change, in the order it is applied.
-const PATCHES: &[&[Patch]] = &[router::PATCHES, max_frames::PATCHES];
+const PATCHES: &[&[Patch]] = &[router::PATCHES, max_frames::PATCHES, accept_pause::PATCHES];
 
 /// Applies every patch under `root` (a copy of libzmq's source tree).
 pub fn apply(root: &Path) -> io::Result<()> {
