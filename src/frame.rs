@@ -9,8 +9,8 @@
 //! any refcount), but the `zmq` crate does not expose it. This module wraps
 //! `zmq_msg_t` directly: receive, send, share, read. It is the only module
 //! of the crate with `unsafe` code, and every block says why it is sound;
-//! so the one socket option the `zmq` crate does not wrap
-//! ([`notify_disconnects`]) is set here too.
+//! so the socket options the `zmq` crate does not wrap
+//! ([`notify_disconnects`], [`set_max_frames`]) are set here too.
 //!
 //! Frames received from a socket are sent on without their bytes ever being
 //! touched: the broker forwards bodies exactly as libzmq handed them over.
@@ -284,6 +284,64 @@ pub fn notify_disconnects(socket: &mut zmq::Socket) -> Result<(), zmq::Error> {
     if rc == -1 { Err(last_error()) } else { Ok(()) }
 }
 
+/// The socket option that bounds the frames of one incoming message, which
+/// only this workspace's libzmq has (`zmq-sys/build/patches/max_frames.rs`;
+/// the number is ours, far above zmq.h's).
+const ZMQ_MAXFRAMES_MD: c_int = 0x4D44_0001;
+
+/// Bounds the frames of each message the socket receives from a peer: a
+/// peer that sends a message with more than `max` frames is disconnected by
+/// libzmq, its partial message discarded, before the application sees any
+/// of it; other peers are unaffected. `None` (or `Some(0)`) removes the
+/// bound. Like every libzmq option that concerns connections, it applies to
+/// connections made after it is set, so set it before `bind`. Values above
+/// `i32::MAX` are taken as `i32::MAX`.
+///
+/// Why a bound on frames when `ZMQ_MAXMSGSIZE` bounds bytes: libzmq keeps
+/// every frame of a message until its last one arrives, at 64 bytes of
+/// bookkeeping per frame, and an empty frame is two bytes on the wire.
+///
+/// A libzmq without the option (crates.io's `zmq-sys`) fails with `EINVAL`.
+pub fn set_max_frames(socket: &mut zmq::Socket, max: Option<u32>) -> Result<(), zmq::Error> {
+    let value: c_int = match max {
+        None => -1,
+        Some(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
+    };
+    // SAFETY: the socket pointer is live for the borrow, and `value` is a
+    // c_int that outlives the call, passed with its exact size, as
+    // zmq_setsockopt(3) requires for an integer option.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_MAXFRAMES_MD,
+            (&raw const value).cast::<c_void>(),
+            std::mem::size_of::<c_int>(),
+        )
+    };
+    if rc == -1 { Err(last_error()) } else { Ok(()) }
+}
+
+/// The bound [`set_max_frames`] set: `None` when there is none.
+pub fn max_frames(socket: &mut zmq::Socket) -> Result<Option<u32>, zmq::Error> {
+    let mut value: c_int = 0;
+    let mut size = std::mem::size_of::<c_int>();
+    // SAFETY: the socket pointer is live for the borrow; `value` is a
+    // writable c_int and `size` holds its exact size, so libzmq writes at
+    // most that many bytes (zmq_getsockopt(3)) and stores the size it wrote.
+    let rc = unsafe {
+        zmq_sys::zmq_getsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_MAXFRAMES_MD,
+            (&raw mut value).cast::<c_void>(),
+            &raw mut size,
+        )
+    };
+    if rc == -1 {
+        return Err(last_error());
+    }
+    Ok(u32::try_from(value).ok().filter(|&n| n > 0))
+}
+
 fn last_error() -> zmq::Error {
     // SAFETY: zmq_errno reads a thread-local errno.
     zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
@@ -414,6 +472,22 @@ mod tests {
                 assert_eq!(&share[..], &expected[..]);
             }
         }
+    }
+
+    #[test]
+    fn the_frame_bound_is_set_read_back_and_removed() {
+        let ctx = zmq::Context::new();
+        let mut socket = ctx.socket(zmq::ROUTER).unwrap();
+        assert_eq!(max_frames(&mut socket).unwrap(), None, "no bound by default");
+        set_max_frames(&mut socket, Some(100)).unwrap();
+        assert_eq!(max_frames(&mut socket).unwrap(), Some(100));
+        set_max_frames(&mut socket, Some(u32::MAX)).unwrap();
+        assert_eq!(max_frames(&mut socket).unwrap(), Some(i32::MAX as u32));
+        set_max_frames(&mut socket, Some(0)).unwrap();
+        assert_eq!(max_frames(&mut socket).unwrap(), None);
+        set_max_frames(&mut socket, Some(7)).unwrap();
+        set_max_frames(&mut socket, None).unwrap();
+        assert_eq!(max_frames(&mut socket).unwrap(), None);
     }
 
     #[test]

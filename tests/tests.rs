@@ -5,6 +5,7 @@ mod field_inputs;
 mod first_contact;
 mod hostile;
 mod libraries;
+mod max_frames;
 mod routing_ids;
 mod wire;
 mod worker;

@@ -82,6 +82,12 @@ struct Args {
     /// one is disconnected (libzmq's ZMQ_MAXMSGSIZE). 0: no limit.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_message_size.unwrap_or(0))]
     max_message_size: u64,
+
+    /// Most frames one message from a peer may have, in frames; a peer that
+    /// sends more is disconnected and its partial message discarded (each
+    /// frame held costs 64 bytes beyond its body). 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_frames_per_message.unwrap_or(0))]
+    max_frames: u32,
 }
 
 impl Args {
@@ -96,6 +102,7 @@ impl Args {
         config.max_client_backlog = self.max_client_backlog;
         config.max_total_backlog = self.max_total_backlog;
         config.max_message_size = (self.max_message_size > 0).then_some(self.max_message_size);
+        config.max_frames_per_message = (self.max_frames > 0).then_some(self.max_frames);
         config
     }
 }

@@ -487,3 +487,75 @@ fn the_soft_file_limit_is_raised_to_the_hard_one_and_logged() {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(limit >= 256, "{line}");
 }
+
+/// The broker's CPU time so far (utime + stime from `/proc`), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let per_second: u64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100);
+    ticks as f64 / per_second as f64
+}
+
+/// More connections than the broker has descriptors for: the listeners
+/// pause instead of spinning on accept (our libzmq patch, accept_pause),
+/// the IPC one does not abort the process, peers connected before are
+/// served throughout, and queued connections are accepted once descriptors
+/// come free.
+#[test]
+fn a_connection_storm_beyond_the_file_limit_neither_spins_nor_starves_anyone() {
+    let dir = std::env::temp_dir().join(format!("mdbroker-daemon-storm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let socket_path = dir.join("mdp.sock");
+    let ipc = format!("ipc://{}", socket_path.display());
+    let script = format!("ulimit -n 64; exec {BIN} --bind tcp://127.0.0.1:* --bind {ipc} --heartbeat-interval 10000");
+    let (mut daemon, rx) = spawn_lines(Command::new("sh").args(["-c", &script]).env_remove("RUST_LOG"));
+    let tcp = std::iter::from_fn(|| rx.recv_timeout(WAIT).ok())
+        .take(20)
+        .find_map(|line| {
+            let endpoint = line.split("listening on ").nth(1)?.trim();
+            endpoint.starts_with("tcp://").then(|| endpoint.to_string())
+        })
+        .expect("the tcp endpoint is logged");
+    let worker = v01_worker(&tcp, "echo");
+    let client = Peer::connect(&tcp);
+    assert_served(&client);
+
+    let addr: std::net::SocketAddr = tcp.trim_start_matches("tcp://").parse().expect("address");
+    let tcp_storm: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok())
+        .collect();
+    let ipc_storm: Vec<std::os::unix::net::UnixStream> = (0..50)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&socket_path).ok())
+        .collect();
+    assert!(tcp_storm.len() > 100 && !ipc_storm.is_empty(), "the storm connects");
+
+    let (start, cpu) = (Instant::now(), cpu_seconds(daemon.id()));
+    std::thread::sleep(Duration::from_secs(1));
+    let share = (cpu_seconds(daemon.id()) - cpu) / start.elapsed().as_secs_f64();
+    assert!(
+        share < 0.3,
+        "the broker used {:.0}% of a core during the storm",
+        share * 100.0
+    );
+    assert!(daemon.try_wait().expect("try_wait").is_none(), "the broker is alive");
+
+    client.send(&[b"", b"MDPC01", b"echo", b"during"]);
+    let request = worker.recv_skipping_heartbeats();
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"served"]);
+    assert_eq!(client.recv()[3], b"served", "a client connected before is served");
+
+    drop(tcp_storm);
+    drop(ipc_storm);
+    let newcomer = Peer::connect(&tcp);
+    assert_served(&newcomer);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -67,6 +67,18 @@ pub struct Config {
     /// one is disconnected by libzmq before the broker sees it, and nobody
     /// else is affected. `None` for no limit. Default: 64 MiB.
     pub max_message_size: Option<u64>,
+    /// Most frames one message from a peer may have: a peer that sends more
+    /// is disconnected by libzmq (our patched one, `ZMQ_MAXFRAMES_MD`) and
+    /// its partial message discarded before the broker sees any of it;
+    /// nobody else is affected. Why a bound on frames as well as bytes:
+    /// libzmq holds a message's frames until its last one arrives, at 64
+    /// bytes of bookkeeping each, and an empty frame is 2 bytes on the wire,
+    /// so without it one peer could make the broker hold 32 bytes per byte
+    /// it sends, without end. A message being received costs at most
+    /// `frames x 64 B + its bytes`: 256 KiB of bookkeeping at the default,
+    /// while MDP itself needs at most 6 frames around a body. `None` (or
+    /// `Some(0)`) for no limit. Default: 4,096.
+    pub max_frames_per_message: Option<u32>,
 }
 
 impl Default for Config {
@@ -81,6 +93,7 @@ impl Default for Config {
             max_client_backlog: 32 << 20,
             max_total_backlog: 256 << 20,
             max_message_size: Some(64 << 20),
+            max_frames_per_message: Some(4096),
         }
     }
 }

@@ -144,6 +144,23 @@ fn socket_call<T>(what: &'static str, result: Result<T, zmq::Error>) -> Result<T
     result.map_err(|source| ServerError::Socket { what, source })
 }
 
+/// Bounds the frames of each message a peer may send. A libzmq without
+/// our option (crates.io's) refuses it with `EINVAL`: the broker then runs
+/// without the bound, and says so once, as it does for `ZMQ_ROUTER_NOTIFY`.
+fn set_max_frames(socket: &mut zmq::Socket, max: Option<u32>) -> Result<(), ServerError> {
+    match frame::set_max_frames(socket, max) {
+        Err(zmq::Error::EINVAL) if max.is_some_and(|n| n > 0) => {
+            error!(
+                "this is not the workspace's patched libzmq (it lacks ZMQ_MAXFRAMES_MD): a peer can make the broker \
+                 hold a message of any number of frames; build with majordomo's zmq-sys (docs/architecture.md, \
+                 \"libzmq\")"
+            );
+            Ok(())
+        }
+        result => socket_call("setting MAXFRAMES", result),
+    }
+}
+
 /// Stops a running [`Server`] from another thread.
 #[derive(Debug, Clone)]
 pub struct StopHandle {
@@ -248,6 +265,7 @@ impl Server {
             .max_message_size
             .map_or(-1, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
         socket_call("setting MAXMSGSIZE", socket.set_maxmsgsize(max_message_size))?;
+        set_max_frames(&mut socket, config.max_frames_per_message)?;
         let mut ipc_files = Vec::new();
         let bound = match bind_all(&socket, endpoints, &mut ipc_files) {
             Ok(bound) => bound,

@@ -1,0 +1,130 @@
+//! The bound on frames per message (`Config::max_frames_per_message`, our
+//! libzmq's `ZMQ_MAXFRAMES_MD`): a peer that sends a message with too many
+//! frames loses its connection, its message never reaches anyone, and
+//! every other peer is served as before.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use majordomo::frame;
+
+use crate::common::*;
+
+/// The bound the tests run with: small, so that messages over it are cheap.
+const BOUND: u32 = 100;
+
+/// Watches one socket's disconnections through a libzmq monitor.
+struct Disconnects {
+    monitor: zmq::Socket,
+}
+
+impl Disconnects {
+    fn watch(socket: &zmq::Socket) -> Disconnects {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let endpoint = format!("inproc://max-frames-monitor-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        socket
+            .monitor(&endpoint, zmq::SocketEvent::DISCONNECTED as i32)
+            .expect("monitor");
+        let monitor = context().socket(zmq::PAIR).expect("monitor socket");
+        monitor.set_rcvtimeo(50).expect("rcvtimeo");
+        monitor.connect(&endpoint).expect("connect monitor");
+        Disconnects { monitor }
+    }
+
+    /// Whether the socket's connection closed within `within`.
+    fn seen_within(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            match self.monitor.recv_multipart(0) {
+                Ok(event) => {
+                    let code = u16::from_ne_bytes([event[0][0], event[0][1]]);
+                    if code == zmq::SocketEvent::DISCONNECTED as u16 {
+                        return true;
+                    }
+                }
+                Err(zmq::Error::EAGAIN) => continue,
+                Err(e) => panic!("monitor: {e}"),
+            }
+        }
+        false
+    }
+}
+
+/// An MDP/0.1 client REQUEST for `echo` with `total` frames in all.
+fn request_of(total: u32) -> Vec<Vec<u8>> {
+    let mut parts = frames(&[b"", b"MDPC01", b"echo"]);
+    parts.extend((3..total).map(|i| i.to_be_bytes().to_vec()));
+    parts
+}
+
+/// libzmq itself: the ROUTER receives messages up to the bound, and a
+/// message over it only as its sender's departure notice.
+#[test]
+fn a_router_drops_the_connection_that_sends_too_many_frames() {
+    let mut router = context().socket(zmq::ROUTER).expect("router");
+    router.set_linger(0).expect("linger");
+    router.set_rcvtimeo(50).expect("rcvtimeo");
+    frame::notify_disconnects(&mut router).expect("notify");
+    frame::set_max_frames(&mut router, Some(BOUND)).expect("max frames");
+    router.bind("tcp://127.0.0.1:*").expect("bind");
+    let endpoint = router.get_last_endpoint().expect("endpoint").expect("utf-8");
+
+    let vandal = Peer::connect_as(&endpoint, Some(b"vandal"));
+    let disconnects = Disconnects::watch(&vandal.socket);
+    let neighbour = Peer::connect_as(&endpoint, Some(b"neighbour"));
+    vandal.send(&vec![&b""[..]; BOUND as usize + 1]);
+    assert!(disconnects.seen_within(WAIT), "the vandal's connection closes");
+    let at_bound = vec![&b"x"[..]; BOUND as usize];
+    neighbour.send(&at_bound);
+
+    let deadline = Instant::now() + WAIT;
+    let (mut notice, mut served) = (false, false);
+    while !(notice && served) && Instant::now() < deadline {
+        let Ok(msg) = router.recv_multipart(0) else { continue };
+        match (msg[0].as_slice(), msg.len()) {
+            (b"vandal", 2) if msg[1].is_empty() => notice = true,
+            (b"neighbour", n) if n == BOUND as usize + 1 => served = true,
+            (id, n) => panic!("unexpected message from {id:?} with {n} frames"),
+        }
+    }
+    assert!(notice, "the router hears that the vandal left");
+    assert!(served, "a message of exactly the bound passes");
+}
+
+/// The broker: a client's REQUEST over the bound never reaches the worker,
+/// that client's connection closes, and others are served.
+#[test]
+fn a_request_over_the_frame_bound_costs_only_its_senders_connection() {
+    let mut config = patient_config();
+    config.max_frames_per_message = Some(BOUND);
+    let broker = TestBroker::start_with(config);
+    let worker = v01_worker(&broker.endpoint, "echo");
+    let client = Peer::connect(&broker.endpoint);
+    assert_served(&client);
+
+    let vandal = Peer::connect(&broker.endpoint);
+    assert_served(&vandal);
+    let disconnects = Disconnects::watch(&vandal.socket);
+    vandal.send(&parts(&request_of(BOUND + 1)));
+    assert!(
+        disconnects.seen_within(WAIT),
+        "the broker closes the vandal's connection"
+    );
+
+    client.send(&parts(&request_of(BOUND)));
+    let request = worker.recv_skipping_heartbeats();
+    // [empty, MDPW01, REQUEST, client, empty, body...]: the client's body.
+    assert_eq!(
+        request.len(),
+        5 + (BOUND as usize - 3),
+        "only the request at the bound arrives"
+    );
+    assert_eq!(request[5], 3u32.to_be_bytes());
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"ok"]);
+    assert_eq!(client.recv()[3], b"ok");
+    worker.expect_silence(Duration::from_millis(200));
+}
+
+fn parts(message: &[Vec<u8>]) -> Vec<&[u8]> {
+    message.iter().map(Vec::as_slice).collect()
+}
