@@ -115,7 +115,7 @@ impl Scenario {
         }
     }
 
-    fn run(self, scene: &mut Scene) -> Result<String, Failure> {
+    fn run(self, scene: &mut Scene) -> Result<Report, Failure> {
         match self {
             Scenario::FrozenWorker => workers::frozen_worker(scene),
             Scenario::HeartbeatingHostage => workers::heartbeating_hostage(scene),
@@ -163,6 +163,23 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// What a scenario measured: the figure line, and the few words of it
+/// that go in the final table.
+pub struct Report {
+    pub figure: String,
+    pub cell: String,
+}
+
+impl Report {
+    /// A figure short enough to be its own cell.
+    pub fn same(figure: &str) -> Report {
+        Report {
+            figure: figure.to_string(),
+            cell: figure.to_string(),
+        }
+    }
+}
+
 /// What every scenario gets: the settings, the broker, its heartbeat.
 pub struct Scene<'a> {
     pub context: zmq::Context,
@@ -178,7 +195,7 @@ pub struct Scene<'a> {
 /// One line of the final table.
 struct Row {
     scenario: Scenario,
-    figure: String,
+    report: Report,
     ending: String,
     log: LogSummary,
 }
@@ -207,8 +224,8 @@ fn main() -> ExitCode {
 /// Runs one scenario against a fresh broker and prints its figure line.
 fn run(args: &Args, mdworker: &std::path::Path, scenario: Scenario) -> Row {
     let broker_args = merged(scenario.broker_defaults(), &args.broker_args);
-    let (figure, ending, log) = match Broker::start(&args.broker, &broker_args) {
-        Err(failure) => (failure.to_string(), "did not start".to_string(), LogSummary::default()),
+    let (report, ending, log) = match Broker::start(&args.broker, &broker_args) {
+        Err(failure) => (failed(&failure), "did not start".to_string(), LogSummary::default()),
         Ok(mut broker) => {
             // Only log-flood leaves standard error unread (for a while).
             if scenario != Scenario::LogFlood {
@@ -223,21 +240,21 @@ fn run(args: &Args, mdworker: &std::path::Path, scenario: Scenario) -> Row {
                 big_bytes: args.big_bytes,
                 patience: Duration::from_secs(args.patience),
             };
-            let figure = scenario.run(&mut scene).unwrap_or_else(|failure| failure.to_string());
+            let report = scenario.run(&mut scene).unwrap_or_else(|failure| failed(&failure));
             let (ending, log) = broker.stop();
-            (figure, ending, log)
+            (report, ending, log)
         }
     };
     let row = Row {
         scenario,
-        figure,
+        report,
         ending,
         log,
     };
     println!(
         "{}: {} | broker {} | stderr {}",
         row.scenario.name(),
-        row.figure,
+        row.report.figure,
         row.ending,
         log_note(&row.log)
     );
@@ -245,6 +262,10 @@ fn run(args: &Args, mdworker: &std::path::Path, scenario: Scenario) -> Row {
         println!("  first WARN: {warning}");
     }
     row
+}
+
+fn failed(failure: &Failure) -> Report {
+    Report::same(&failure.to_string())
 }
 
 /// The scenario's defaults that `--broker-arg` does not set, then those.
@@ -281,6 +302,14 @@ fn log_note(log: &LogSummary) -> String {
     note
 }
 
+/// How the broker ended, in a table cell.
+fn short_ending(ending: &str) -> &str {
+    match ending {
+        e if e.starts_with("stopped on SIGTERM (exit status 0)") => "ok",
+        e => e,
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!("| scenario | figure | broker | stderr |");
@@ -289,9 +318,9 @@ fn print_table(rows: &[Row]) {
         println!(
             "| {} | {} | {} | {} |",
             row.scenario.name(),
-            row.figure.replace('|', "/"),
-            row.ending,
-            log_note(&row.log)
+            row.report.cell.replace('|', "/"),
+            short_ending(&row.ending),
+            format!("{} WARN, longest line {} B", row.log.warnings, row.log.longest)
         );
     }
 }

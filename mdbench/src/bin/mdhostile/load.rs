@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::peer::{EchoPool, Message, Peer, RawWorker, round_trip, wait_service};
 use crate::workers::{ms, yes};
-use crate::{Failure, Scene};
+use crate::{Failure, Report, Scene};
 
 const REGISTER_WITHIN: Duration = Duration::from_secs(5);
 /// flood-memory: how many DEALERs flood, and serve the flood.
@@ -33,7 +33,7 @@ const ECHO_WITHIN: Duration = Duration::from_secs(5);
 
 /// Requests for a service with no worker: the broker's memory per queued
 /// request, then after all are served.
-pub fn flood_memory(scene: &mut Scene) -> Result<String, Failure> {
+pub fn flood_memory(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let before = scene.broker.memory_kib("VmRSS")?;
     let flooders = (0..FLOODERS)
@@ -61,16 +61,18 @@ pub fn flood_memory(scene: &mut Scene) -> Result<String, Failure> {
     drop(pool);
     let after = scene.broker.memory_kib("VmRSS")?;
     let per_request = (queued.saturating_sub(before) * 1024) as f64 / scene.requests.max(1) as f64;
-    Ok(format!(
-        "RSS {} MiB before; {} requests taken in within {:.1} s: +{} MiB = {per_request:.0} B per queued request; \
-         {replies} served in {:.1} s; after: +{} MiB over before",
-        mib(before),
-        scene.requests,
-        taken_in.as_secs_f64(),
-        mib(queued.saturating_sub(before)),
-        serving.as_secs_f64(),
-        mib(after.saturating_sub(before)),
-    ))
+    let (requests, left) = (scene.requests, mib(after.saturating_sub(before)));
+    Ok(Report {
+        figure: format!(
+            "RSS {} MiB before; {requests} requests taken in within {:.1} s: +{} MiB = {per_request:.0} B per \
+             queued request; {replies} of {requests} served in {:.1} s; after: +{left} MiB over before",
+            mib(before),
+            taken_in.as_secs_f64(),
+            mib(queued.saturating_sub(before)),
+            serving.as_secs_f64(),
+        ),
+        cell: format!("{per_request:.0} B/queued request; {replies}/{requests} served; +{left} MiB after"),
+    })
 }
 
 /// Waits for the MMI answer `peer` is owed.
@@ -112,7 +114,7 @@ fn count_replies(scene: &mut Scene, flooders: &[Peer], expected: usize) -> Resul
 /// One very large body, one message of a million frames, five held
 /// messages of a million empty frames: the broker's peak memory, whether
 /// each sender was disconnected, and whether the broker still serves.
-pub fn big_messages(scene: &mut Scene) -> Result<String, Failure> {
+pub fn big_messages(scene: &mut Scene) -> Result<Report, Failure> {
     let big = vec![b'x'; scene.big_bytes];
     let mut many: Vec<&[u8]> = vec![b"", majordomo::protocol::MDPC01, b"held"];
     many.extend(std::iter::repeat_n(&b"y"[..], MANY_FRAMES));
@@ -131,21 +133,27 @@ pub fn big_messages(scene: &mut Scene) -> Result<String, Failure> {
     let echo = echo_check(scene)?;
     let refused = held_fates.iter().filter(|f| f.disconnected).count();
     let taken_in = held_fates.iter().filter(|f| f.taken_in).count();
-    Ok(format!(
-        "{} MiB body: {}; {MANY_FRAMES}-frame message: {}; {HELD_MESSAGES} held messages of {MANY_FRAMES} empty \
-         frames: {taken_in} taken in, {refused} senders disconnected; broker peak RSS {} MiB (now {} MiB); echo afterwards: {echo}",
-        scene.big_bytes >> 20,
-        big_fate,
-        many_fate,
-        mib(peak),
-        mib(now)
-    ))
+    let (peak, big_mib) = (mib(peak), scene.big_bytes >> 20);
+    Ok(Report {
+        figure: format!(
+            "{big_mib} MiB body: {big_fate}; {MANY_FRAMES}-frame message: {many_fate}; {HELD_MESSAGES} held \
+             messages of {MANY_FRAMES} empty frames: {taken_in} taken in, {refused} senders disconnected; broker \
+             peak RSS {peak} MiB (now {} MiB); echo afterwards: {echo}",
+            mib(now)
+        ),
+        cell: format!(
+            "peak {peak} MiB; {big_mib} MiB: {big_fate}; 1M frames: {many_fate}; held {taken_in}/{HELD_MESSAGES}; \
+             echo {echo}"
+        ),
+    })
 }
 
-/// What became of one message's sender.
+/// What became of one message's sender, which stays connected (a broker
+/// may drop what a departed client asked for).
 struct Fate {
     disconnected: bool,
     taken_in: bool,
+    _sender: (Peer, zmq::Socket),
 }
 
 impl std::fmt::Display for Fate {
@@ -165,17 +173,18 @@ fn send_and_settle(scene: &mut Scene, name: &str, frames: &[&[u8]]) -> Result<Fa
     sender.send(frames)?;
     sender.request(b"mmi.service", b"held")?;
     let deadline = Instant::now() + SETTLE_WITHIN;
-    let mut fate = Fate {
-        disconnected: false,
-        taken_in: false,
-    };
-    while Instant::now() < deadline && !fate.taken_in && !fate.disconnected {
+    let (mut disconnected, mut taken_in) = (false, false);
+    while Instant::now() < deadline && !taken_in && !disconnected {
         scene.broker.check()?;
-        fate.disconnected = monitor.poll(zmq::POLLIN, 0)? > 0;
+        disconnected = monitor.poll(zmq::POLLIN, 0)? > 0;
         let answer: Option<Message> = sender.recv_within(Duration::from_millis(50))?;
-        fate.taken_in = answer.is_some_and(|a| a.get(2).is_some_and(|s| s == b"mmi.service"));
+        taken_in = answer.is_some_and(|a| a.get(2).is_some_and(|s| s == b"mmi.service"));
     }
-    Ok(fate)
+    Ok(Fate {
+        disconnected,
+        taken_in,
+        _sender: (sender, monitor),
+    })
 }
 
 /// Whether an echo round trip through a fresh worker and client completes.
@@ -196,7 +205,7 @@ fn echo_check(scene: &mut Scene) -> Result<String, Failure> {
 /// Standard error is a pipe nobody reads; a READY with a huge service name
 /// and heartbeats from unregistered peers. Does an echo round trip still
 /// complete?
-pub fn log_flood(scene: &mut Scene) -> Result<String, Failure> {
+pub fn log_flood(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let _pool = EchoPool::start(&scene.context, &endpoint, "echo", 1, scene.heartbeat)?;
     wait_service(&scene.context, &endpoint, "echo", REGISTER_WITHIN)?;
@@ -220,16 +229,18 @@ pub fn log_flood(scene: &mut Scene) -> Result<String, Failure> {
             format!("ok in {} ms", ms(t))
         })
     };
-    Ok(format!(
-        "10 MiB service name + {HEARTBEATERS} unregistered HEARTBEATs: echo while stderr unread: {}; after it is \
-         read: {}",
-        show(unread),
-        show(read)
-    ))
+    let (unread, read) = (show(unread), show(read));
+    Ok(Report {
+        figure: format!(
+            "10 MiB service name + {HEARTBEATERS} unregistered HEARTBEATs: echo while stderr unread: {unread}; \
+             after it is read: {read}"
+        ),
+        cell: format!("echo, stderr unread: {unread}; read: {read}"),
+    })
 }
 
 /// SIGHUP: alive a second later, and still serving?
-pub fn sighup(scene: &mut Scene) -> Result<String, Failure> {
+pub fn sighup(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let _pool = EchoPool::start(&scene.context, &endpoint, "echo", 1, scene.heartbeat)?;
     wait_service(&scene.context, &endpoint, "echo", REGISTER_WITHIN)?;
@@ -237,11 +248,11 @@ pub fn sighup(scene: &mut Scene) -> Result<String, Failure> {
     std::thread::sleep(Duration::from_secs(1));
     let alive = scene.broker.check().is_ok();
     let trip = round_trip(&scene.context, &endpoint, "echo", ECHO_WITHIN)?;
-    Ok(format!(
-        "alive 1 s after SIGHUP: {}; echo: {}",
-        yes(alive),
-        trip.map_or("NONE within 5 s".to_string(), |t| format!("ok in {} ms", ms(t)))
-    ))
+    let echo = trip.map_or("NONE within 5 s".to_string(), |t| format!("ok in {} ms", ms(t)));
+    Ok(Report::same(&format!(
+        "alive 1 s after SIGHUP: {}; echo: {echo}",
+        yes(alive)
+    )))
 }
 
 fn mib(kib: u64) -> u64 {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::broker::{Helper, signal};
 use crate::peer::{EchoPool, Peer, RawWorker, wait_service};
-use crate::{Failure, Scene};
+use crate::{Failure, Report, Scene};
 
 /// Longest a worker takes to register, from its start.
 const REGISTER_WITHIN: Duration = Duration::from_secs(5);
@@ -28,7 +28,7 @@ const POLITE_FOR: Duration = Duration::from_secs(20);
 /// Two example workers, the first slow; a client sends requests one at a
 /// time; the first worker is frozen (SIGSTOP) while it holds one. How long
 /// do requests then wait?
-pub fn frozen_worker(scene: &mut Scene) -> Result<String, Failure> {
+pub fn frozen_worker(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let interval = scene.heartbeat.as_millis().to_string();
     let args = |work: &'static str| {
@@ -73,21 +73,33 @@ pub fn frozen_worker(scene: &mut Scene) -> Result<String, Failure> {
         .map(|(_, w)| *w);
     let max = waits.iter().map(|(_, w)| *w).max().unwrap_or_default();
     let over_1s = waits.iter().filter(|(_, w)| *w > Duration::from_secs(1)).count();
-    let held_note = match (held, held_wait) {
-        (Some(seq), Some(wait)) => format!("request #{seq}, held by the frozen worker, waited {} ms", ms(wait)),
-        _ => "the slow worker never held a request (nothing frozen)".to_string(),
+    let (held_note, held_cell) = match (held, held_wait) {
+        (Some(seq), Some(wait)) => (
+            format!("request #{seq}, held by the frozen worker, waited {} ms", ms(wait)),
+            format!("held {} ms", ms(wait)),
+        ),
+        _ => (
+            "the slow worker never held a request (nothing frozen)".to_string(),
+            "not frozen".to_string(),
+        ),
     };
-    Ok(format!(
-        "{held_note}; max wait {} ms over {FROZEN_REQUESTS} requests, {over_1s} over 1 s, {unanswered} unanswered \
-         within {} s",
-        ms(max),
-        scene.patience.as_secs()
-    ))
+    Ok(Report {
+        figure: format!(
+            "{held_note}; max wait {} ms over {FROZEN_REQUESTS} requests, {over_1s} over 1 s, {unanswered} \
+             unanswered within {} s",
+            ms(max),
+            scene.patience.as_secs()
+        ),
+        cell: format!(
+            "{held_cell}, max {} ms, {over_1s} > 1 s, {unanswered} unanswered",
+            ms(max)
+        ),
+    })
 }
 
 /// A raw worker that heartbeats and never answers, beside a real one: how
 /// long until the request it holds is answered by the real one?
-pub fn heartbeating_hostage(scene: &mut Scene) -> Result<String, Failure> {
+pub fn heartbeating_hostage(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let mut hostage = RawWorker::ready(&scene.context, &endpoint, "hostage", scene.heartbeat)?;
     wait_service(&scene.context, &endpoint, "hostage", REGISTER_WITHIN)?;
@@ -104,7 +116,7 @@ pub fn heartbeating_hostage(scene: &mut Scene) -> Result<String, Failure> {
     std::thread::sleep(Duration::from_millis(300)); // registers
     let client = Peer::dealer(&scene.context, &endpoint)?;
     let Some((seq, sent)) = until_held(scene, &client, &mut hostage)? else {
-        return Ok("the heartbeating worker never got a request".to_string());
+        return Ok(Report::same("the heartbeating worker never got a request"));
     };
     let body = seq.to_be_bytes();
     let deadline = sent + scene.patience;
@@ -115,16 +127,18 @@ pub fn heartbeating_hostage(scene: &mut Scene) -> Result<String, Failure> {
             .reply_to(b"hostage", &body, Instant::now() + Duration::from_millis(10))?
             .is_some()
         {
-            return Ok(format!(
-                "request held by the heartbeating worker answered by the real one after {} ms",
-                ms(sent.elapsed())
-            ));
+            let took = ms(sent.elapsed());
+            return Ok(Report {
+                figure: format!("request held by the heartbeating worker answered by the real one after {took} ms"),
+                cell: format!("answered after {took} ms"),
+            });
         }
     }
-    Ok(format!(
-        "request held by the heartbeating worker UNANSWERED after {} s",
-        scene.patience.as_secs()
-    ))
+    let patience = scene.patience.as_secs();
+    Ok(Report {
+        figure: format!("request held by the heartbeating worker UNANSWERED after {patience} s"),
+        cell: format!("unanswered after {patience} s"),
+    })
 }
 
 /// Sends requests one at a time until the hostage worker gets one: which,
@@ -154,7 +168,7 @@ fn until_held(scene: &mut Scene, client: &Peer, hostage: &mut RawWorker) -> Resu
 /// A client with a chosen routing id waits for a reply; an intruder
 /// connects with the same id. Who gets the reply, and does the client
 /// still work?
-pub fn takeover(scene: &mut Scene) -> Result<String, Failure> {
+pub fn takeover(scene: &mut Scene) -> Result<Report, Failure> {
     const ID: &[u8] = b"victim-client";
     let endpoint = scene.broker.endpoint.clone();
     let mut worker = RawWorker::ready(&scene.context, &endpoint, "slow", scene.heartbeat)?;
@@ -172,14 +186,19 @@ pub fn takeover(scene: &mut Scene) -> Result<String, Failure> {
     let second = hold_one(scene, &mut worker)?;
     worker.reply(&second)?;
     let victim_again = victim.reply_to(b"slow", b"second", Instant::now() + Duration::from_secs(2))?;
-    Ok(format!(
-        "intruder with the client's routing id served (its MMI answered): {}; intruder got the client's reply: {}; \
-         client got it: {}; client served afterwards: {}",
-        yes(answered),
+    let (intruder_got, victim_got, victim_again) = (
         yes(intruder_got.is_some()),
         yes(victim_got.is_some()),
-        yes(victim_again.is_some())
-    ))
+        yes(victim_again.is_some()),
+    );
+    Ok(Report {
+        figure: format!(
+            "intruder with the client's routing id served (its MMI answered): {}; intruder got the client's \
+             reply: {intruder_got}; client got it: {victim_got}; client served afterwards: {victim_again}",
+            yes(answered)
+        ),
+        cell: format!("intruder got reply: {intruder_got}; client got it: {victim_got}, later: {victim_again}"),
+    })
 }
 
 /// The next request the raw worker gets (heartbeating meanwhile).
@@ -196,7 +215,7 @@ fn hold_one(scene: &mut Scene, worker: &mut RawWorker) -> Result<crate::peer::He
 
 /// A greedy client pipelines requests and reads no reply; a polite one
 /// sends one at a time. The polite one's round trips.
-pub fn pipelining_client(scene: &mut Scene) -> Result<String, Failure> {
+pub fn pipelining_client(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let pool = EchoPool::start(&scene.context, &endpoint, "echo", 2, scene.heartbeat)?;
     wait_service(&scene.context, &endpoint, "echo", REGISTER_WITHIN)?;
@@ -228,16 +247,17 @@ pub fn pipelining_client(scene: &mut Scene) -> Result<String, Failure> {
     trips.sort();
     let at = |q: f64| trips.get(((trips.len() as f64 * q) as usize).min(trips.len().saturating_sub(1)));
     let show = |d: Option<&Duration>| d.map_or("-".to_string(), |d| format!("{:.1}", d.as_secs_f64() * 1e3));
-    Ok(format!(
-        "polite client: {} round trips in {:.1} s, p50 {} ms, p99 {} ms, max {} ms, {lost} unanswered; workers \
-         served {} of the greedy's {GREEDY_REQUESTS}",
-        trips.len(),
-        started.elapsed().as_secs_f64(),
-        show(at(0.5)),
-        show(at(0.99)),
-        show(trips.last()),
-        pool.served().saturating_sub(trips.len() as u64),
-    ))
+    let (p50, p99, max) = (show(at(0.5)), show(at(0.99)), show(trips.last()));
+    Ok(Report {
+        figure: format!(
+            "polite client: {} round trips in {:.1} s, p50 {p50} ms, p99 {p99} ms, max {max} ms, {lost} \
+             unanswered; workers served {} of the greedy's {GREEDY_REQUESTS}",
+            trips.len(),
+            started.elapsed().as_secs_f64(),
+            pool.served().saturating_sub(trips.len() as u64),
+        ),
+        cell: format!("{} trips, p50/p99/max {p50}/{p99}/{max} ms", trips.len()),
+    })
 }
 
 pub fn ms(d: Duration) -> u128 {
