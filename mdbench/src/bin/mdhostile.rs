@@ -316,11 +316,12 @@ fn print_table(rows: &[Row]) {
     println!("| --- | --- | --- | --- |");
     for row in rows {
         println!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} WARN, longest line {} B |",
             row.scenario.name(),
             row.report.cell.replace('|', "/"),
             short_ending(&row.ending),
-            format!("{} WARN, longest line {} B", row.log.warnings, row.log.longest)
+            row.log.warnings,
+            row.log.longest
         );
     }
 }
