@@ -115,8 +115,24 @@ impl Broker {
             child,
         };
         broker.stderr = broker.child.stderr.take();
-        broker.wait_ready()?;
-        Ok(broker)
+        match broker.wait_ready() {
+            Ok(()) => Ok(broker),
+            Err(Failure::BrokerDied(how)) => Err(Failure::BrokerDied(format!("{how}: {}", broker.last_words()))),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// The first line a broker that has exited wrote to standard error.
+    fn last_words(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(stderr) = self.stderr.take() {
+            let _ = stderr.take(64 << 10).read_to_string(&mut text);
+        }
+        shorten(
+            text.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("nothing on stderr"),
+        )
     }
 
     pub fn pid(&self) -> u32 {
