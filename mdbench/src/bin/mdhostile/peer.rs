@@ -153,6 +153,9 @@ pub struct Held {
 /// A raw 7/MDP worker: READY at connection, HEARTBEAT every interval
 /// while it is pumped, and answers only when told to.
 pub struct RawWorker {
+    /// Whether a DISCONNECT is answered with a new READY (an echo worker
+    /// does; a hostage holder must not, lest it be handed its request again).
+    pub rejoins: bool,
     peer: Peer,
     service: Vec<u8>,
     interval: Duration,
@@ -164,6 +167,7 @@ impl RawWorker {
         let peer = Peer::dealer(context, endpoint)?;
         peer.send(&[b"", MDPW01, &[READY], service.as_bytes()])?;
         Ok(RawWorker {
+            rejoins: true,
             peer,
             service: service.as_bytes().to_vec(),
             interval,
@@ -192,7 +196,7 @@ impl RawWorker {
     }
 
     /// Everything that has arrived, without waiting: the requests. A
-    /// DISCONNECT is answered with a new READY.
+    /// DISCONNECT is answered with a new READY if the worker rejoins.
     fn drain(&mut self) -> Result<Vec<Held>, Failure> {
         let mut held = Vec::new();
         // Bounded by what has arrived; a broker flooding us still ends it,
@@ -209,7 +213,7 @@ impl RawWorker {
                         body,
                     });
                 }
-                Some([DISCONNECT]) => self.peer.send(&[b"", MDPW01, &[READY], &self.service])?,
+                Some([DISCONNECT]) if self.rejoins => self.peer.send(&[b"", MDPW01, &[READY], &self.service])?,
                 _ => {}
             }
         }

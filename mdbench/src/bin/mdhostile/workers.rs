@@ -102,6 +102,7 @@ pub fn frozen_worker(scene: &mut Scene) -> Result<Report, Failure> {
 pub fn heartbeating_hostage(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let mut hostage = RawWorker::ready(&scene.context, &endpoint, "hostage", scene.heartbeat)?;
+    hostage.rejoins = false;
     wait_service(&scene.context, &endpoint, "hostage", REGISTER_WITHIN)?;
     let interval = scene.heartbeat.as_millis().to_string();
     let args = [
