@@ -111,13 +111,15 @@ fn a_request_over_the_frame_bound_costs_only_its_senders_connection() {
         "the broker closes the vandal's connection"
     );
 
-    client.send(&parts(&request_of(BOUND)));
+    // The largest request the broker hands out: its worker's reply, two
+    // frames longer, must fit the bound too.
+    client.send(&parts(&request_of(BOUND - 3)));
     let request = worker.recv_skipping_heartbeats();
     // [empty, MDPW01, REQUEST, client, empty, body...]: the client's body.
     assert_eq!(
         request.len(),
-        5 + (BOUND as usize - 3),
-        "only the request at the bound arrives"
+        5 + (BOUND as usize - 6),
+        "only the request within the bound arrives"
     );
     assert_eq!(request[5], 3u32.to_be_bytes());
     worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"ok"]);
@@ -127,4 +129,39 @@ fn a_request_over_the_frame_bound_costs_only_its_senders_connection() {
 
 fn parts(message: &[Vec<u8>]) -> Vec<&[u8]> {
     message.iter().map(Vec::as_slice).collect()
+}
+
+/// Our libzmq applies `ZMQ_MAXMSGSIZE` to whole messages: frames each
+/// within the limit but over it together cost their sender's connection.
+#[test]
+fn a_router_drops_the_connection_whose_message_is_too_large_in_all() {
+    const LIMIT: usize = 64 * 1024;
+    let mut router = context().socket(zmq::ROUTER).expect("router");
+    router.set_linger(0).expect("linger");
+    router.set_rcvtimeo(50).expect("rcvtimeo");
+    frame::notify_disconnects(&mut router).expect("notify");
+    router.set_maxmsgsize(LIMIT as i64).expect("maxmsgsize");
+    router.bind("tcp://127.0.0.1:*").expect("bind");
+    let endpoint = router.get_last_endpoint().expect("endpoint").expect("utf-8");
+
+    let vandal = Peer::connect_as(&endpoint, Some(b"vandal"));
+    let disconnects = Disconnects::watch(&vandal.socket);
+    let neighbour = Peer::connect_as(&endpoint, Some(b"neighbour"));
+    let half = vec![7u8; LIMIT / 2];
+    vandal.send(&[&half, &half, b"x"]);
+    assert!(disconnects.seen_within(WAIT), "the vandal's connection closes");
+    neighbour.send(&[&half, &half[1..], b"x"]);
+
+    let deadline = Instant::now() + WAIT;
+    let (mut notice, mut served) = (false, false);
+    while !(notice && served) && Instant::now() < deadline {
+        let Ok(msg) = router.recv_multipart(0) else { continue };
+        match (msg[0].as_slice(), msg.len()) {
+            (b"vandal", 2) if msg[1].is_empty() => notice = true,
+            (b"neighbour", 4) => served = true,
+            (id, n) => panic!("unexpected message from {id:?} with {n} frames"),
+        }
+    }
+    assert!(notice, "the router hears that the vandal left");
+    assert!(served, "a message of exactly the limit passes");
 }

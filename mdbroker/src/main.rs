@@ -78,8 +78,9 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_total_backlog)]
     max_total_backlog: usize,
 
-    /// Largest frame a peer may send, in bytes; a peer that sends a larger
-    /// one is disconnected (libzmq's ZMQ_MAXMSGSIZE). 0: no limit.
+    /// Largest message a peer may send, in bytes, all frames together; a
+    /// peer that sends a larger one is disconnected (libzmq's
+    /// ZMQ_MAXMSGSIZE, applied to whole messages). 0: no limit.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_message_size.unwrap_or(0))]
     max_message_size: u64,
 

@@ -62,10 +62,14 @@ pub struct Config {
     /// Most bytes of replies kept for all such clients together.
     /// Default: 256 MiB.
     pub max_total_backlog: usize,
-    /// Largest frame a peer may send, in bytes (libzmq's `ZMQ_MAXMSGSIZE`,
-    /// which applies to each frame of a message): a peer that sends a larger
-    /// one is disconnected by libzmq before the broker sees it, and nobody
-    /// else is affected. `None` for no limit. Default: 64 MiB.
+    /// Largest message a peer may send, in bytes, all its frames together
+    /// (libzmq's `ZMQ_MAXMSGSIZE`, which our patched libzmq applies to the
+    /// whole message as well as to each frame): a peer that sends a larger
+    /// one is disconnected by libzmq before the broker holds it, and nobody
+    /// else is affected. A request whose worker's reply could not fit (its
+    /// body within 512 bytes of the limit) is dropped by the broker, so that
+    /// a client cannot get a worker disconnected. `None` for no limit.
+    /// Default: 64 MiB.
     pub max_message_size: Option<u64>,
     /// Most frames one message from a peer may have: a peer that sends more
     /// is disconnected by libzmq (our patched one, `ZMQ_MAXFRAMES_MD`) and
@@ -76,8 +80,10 @@ pub struct Config {
     /// so without it one peer could make the broker hold 32 bytes per byte
     /// it sends, without end. A message being received costs at most
     /// `frames x 64 B + its bytes`: 256 KiB of bookkeeping at the default,
-    /// while MDP itself needs at most 6 frames around a body. `None` (or
-    /// `Some(0)`) for no limit. Default: 4,096.
+    /// while MDP itself needs at most 6 frames around a body. A request
+    /// whose body has more than this less 6 frames is dropped by the broker
+    /// (its worker's reply, 2 frames longer, would cost the worker its
+    /// connection). `None` (or `Some(0)`) for no limit. Default: 4,096.
     pub max_frames_per_message: Option<u32>,
 }
 

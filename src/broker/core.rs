@@ -78,6 +78,7 @@ struct Warnings {
     busy_timeout: RateLimit,
     late_reply: RateLimit,
     max_deliveries: RateLimit,
+    request_too_large: RateLimit,
     /// Lines each worker causes once in normal running (registered,
     /// deleted), which only a misbehaving peer floods.
     worker_lines: RateLimit,
@@ -96,10 +97,18 @@ impl Default for Warnings {
             busy_timeout: RateLimit::default(),
             late_reply: RateLimit::default(),
             max_deliveries: RateLimit::default(),
+            request_too_large: RateLimit::default(),
             worker_lines: RateLimit::with_burst(WORKER_LINES_PER_WINDOW),
         }
     }
 }
+
+/// Frames a worker's reply has around its body, at most (MDP/0.1: empty,
+/// header, command, client address, empty).
+const REPLY_FRAMES: usize = 6;
+/// Bytes a worker's reply has around its body, at most: header and command
+/// (7), a client address (libzmq allows 255) and room to spare.
+const REPLY_BYTES: u64 = 512;
 
 /// How many worker registration and deletion lines are written per 10 s
 /// before they are held back (and counted): a restart of many workers logs
@@ -378,6 +387,9 @@ impl Broker {
             self.reply_to_client(to, ReplyKind::Final, cmd.service, body);
             return;
         }
+        if !self.reply_would_fit(&cmd.body) {
+            return self.request_too_large(&client, &cmd.service, now);
+        }
         let key = self.require_service(&cmd.service);
         let connection = self.clients.connection(&client);
         let waiting = Waiting {
@@ -416,6 +428,36 @@ impl Broker {
                 self.dispatch(key, now);
             }
             Pushed::Full => self.queue_full(key, &client, now),
+        }
+    }
+
+    /// Whether a worker's reply with this body, which adds up to 2 frames and
+    /// the client's address to the request's, fits the bounds every peer's
+    /// messages are held to ([`Config::max_frames_per_message`],
+    /// [`Config::max_message_size`]): a reply over them would cost the
+    /// worker its connection, and the request would go on to the next.
+    fn reply_would_fit(&self, body: &[Frame]) -> bool {
+        let frames_fit = self
+            .config
+            .max_frames_per_message
+            .is_none_or(|max| max == 0 || body.len() + REPLY_FRAMES <= max as usize);
+        frames_fit
+            && self.config.max_message_size.is_none_or(|max| {
+                let bytes: u64 = body.iter().map(|frame| frame.len() as u64).sum();
+                bytes + REPLY_BYTES <= max
+            })
+    }
+
+    /// A request whose reply could not reach the broker: dropped.
+    fn request_too_large(&mut self, client: &[u8], service: &[u8], now: Instant) {
+        self.stats.requests_too_large += 1;
+        if let Some(held_back) = self.warnings.request_too_large.allow(now) {
+            warn!(
+                "request from client {} for '{}' dropped: its reply could not fit in --max-frames or \
+                 --max-message-size ({held_back} more since the last warning)",
+                Hex(client),
+                Text(service),
+            );
         }
     }
 

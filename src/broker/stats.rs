@@ -39,4 +39,7 @@ pub struct Stats {
     /// (super::Config::max_deliveries) deliveries to workers that died or
     /// were disconnected holding them.
     pub requests_dropped_max_deliveries: u64,
+    /// Requests dropped because their worker's reply could not fit in the
+    /// bounds on peers' messages (frames, bytes).
+    pub requests_too_large: u64,
 }

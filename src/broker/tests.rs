@@ -1045,3 +1045,22 @@ fn service_names_longer_than_the_bound_are_refused() {
     assert_eq!((h.broker.worker_count(), h.broker.service_count()), (1, 1));
     assert_eq!(h.sent(), vec![]);
 }
+
+#[test]
+fn a_request_whose_reply_could_not_fit_the_bounds_is_dropped() {
+    let mut h = Harness::with(Config {
+        max_frames_per_message: Some(10),
+        max_message_size: Some(1024),
+        ..config()
+    });
+    h.ready_v01("w1", "echo");
+    // 3 + 4 frames: its echo would be 5 + 4 = 9 frames, within 10.
+    h.send("c1", &[b"", b"MDPC01", b"echo", b"1", b"2", b"3", b"4"]);
+    assert_eq!(requests_for(&h.sent(), "w1"), [b"c1"]);
+    h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"ok"]);
+    h.sent();
+    h.send("c2", &[b"", b"MDPC01", b"echo", b"1", b"2", b"3", b"4", b"5"]);
+    h.send("c3", &[b"", b"MDPC01", b"echo", &[0; 600]]);
+    assert_eq!(h.sent(), vec![]);
+    assert_eq!(h.broker.stats().requests_too_large, 2);
+}

@@ -30,6 +30,14 @@
 //! pushes a ROUTER's disconnect notice (`ZMQ_ROUTER_NOTIFY`), and that
 //! notice must not be refused as the limit's next frame.
 //!
+//! **Bytes.** The same door bounds the bytes of one message: with this
+//! patch `ZMQ_MAXMSGSIZE` limits a whole incoming message, all its frames
+//! together, and not only each frame (stock libzmq checks each frame in
+//! the decoder, which still happens). Otherwise a peer could send 4,096
+//! frames of 64 MiB each and the receiver would hold them all before
+//! seeing any. A message over the limit costs its sender the connection,
+//! as above. A socket without `ZMQ_MAXMSGSIZE` (-1) counts nothing.
+//!
 //! Caveat: the UDP engine (RADIO/DISH) asserts that the session accepts
 //! what it pushes, and its messages have two frames; a limit of 1 on a
 //! DISH socket would abort. The broker sets the option on its ROUTER only.
@@ -70,7 +78,7 @@ pub const PATCHES: &[Patch] = &[
     Patch {
         file: "src/session_base.cpp",
         find: "    _incomplete_in (false),\n",
-        replace: "    _incomplete_in (false),\n    _frames_in (0),\n",
+        replace: "    _incomplete_in (false),\n    _frames_in (0),\n    _bytes_in (0),\n",
     },
     Patch {
         file: "src/session_base.cpp",
@@ -148,9 +156,10 @@ const SESSION_FIELD_STOCK: &str = r#"    //  is still in the in pipe.
 const SESSION_FIELD_OURS: &str = r#"    //  is still in the in pipe.
     bool _incomplete_in;
 
-    //  majordomo: frames of the incoming message written to the pipe so
-    //  far, counted while options.max_frames bounds them.
+    //  majordomo: frames and bytes of the incoming message written to the
+    //  pipe so far (see ZMQ_MAXFRAMES_MD and ZMQ_MAXMSGSIZE).
     int _frames_in;
+    int64_t _bytes_in;
 "#;
 
 const SESSION_PUSH_MSG_STOCK: &str = r#"    if (_pipe && _pipe->write (msg_)) {
@@ -166,9 +175,17 @@ const SESSION_PUSH_MSG_OURS: &str = r#"    //  majordomo: a message with more fr
         errno = EMSGSIZE;
         return -1;
     }
+    //  majordomo: so does a message whose frames together exceed
+    //  options.maxmsgsize.
+    const int64_t size = static_cast<int64_t> (msg_->size ());
+    if (options.maxmsgsize >= 0 && size > options.maxmsgsize - _bytes_in) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    const bool more = (msg_->flags () & msg_t::more) != 0;
     if (_pipe && _pipe->write (msg_)) {
-        if (options.max_frames > 0)
-            _frames_in = (msg_->flags () & msg_t::more) ? _frames_in + 1 : 0;
+        _frames_in = more ? _frames_in + 1 : 0;
+        _bytes_in = more ? _bytes_in + size : 0;
         const int rc = msg_->init ();
         errno_assert (rc == 0);
         return 0;
@@ -193,6 +210,7 @@ void zmq::session_base_t::clean_pipes ()
 const SESSION_ROLLBACK_OURS: &str = r#"void zmq::session_base_t::rollback ()
 {
     _frames_in = 0;
+    _bytes_in = 0;
     if (_pipe)
         _pipe->rollback ();
 }
@@ -204,5 +222,6 @@ void zmq::session_base_t::clean_pipes ()
     //  Get rid of half-processed messages in the out pipe. Flush any
     //  unflushed messages upstream.
     _frames_in = 0;
+    _bytes_in = 0;
     _pipe->rollback ();
 "#;
