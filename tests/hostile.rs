@@ -220,3 +220,33 @@ fn wait_until_stable(counter: &std::sync::atomic::AtomicU32) -> u32 {
     }
     panic!("the count never settled (last {last})");
 }
+
+/// A client that fills a service's queue cannot keep others out: a request
+/// that arrives at a full queue takes the place of the flooder's newest.
+#[test]
+fn a_client_that_fills_the_queue_does_not_keep_others_out() {
+    let mut config = patient_config();
+    config.max_queued = Some(100);
+    let broker = TestBroker::start_with(config);
+    let flooder = Peer::connect(&broker.endpoint);
+    for i in 0..500u32 {
+        flooder.send(&[b"", b"MDPC01", b"full", &i.to_be_bytes()]);
+    }
+    sync(&flooder);
+    let polite = Peer::connect(&broker.endpoint);
+    polite.send(&[b"", b"MDPC01", b"full", b"polite"]);
+    sync(&polite);
+    let worker = Peer::connect(&broker.endpoint);
+    worker.send(&[b"", b"MDPW01", &[1], b"full"]);
+    let mut bodies = Vec::new();
+    while let Some(request) = worker.recv_within(Duration::from_millis(300)) {
+        if is_heartbeat(&request) {
+            continue;
+        }
+        bodies.push(request[5].clone());
+        worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"ok"]);
+    }
+    assert_eq!(bodies.len(), 100, "the queue held 100");
+    assert_eq!(bodies[1], b"polite", "the polite client's turn came second");
+    assert_eq!(polite.recv()[3], b"ok");
+}

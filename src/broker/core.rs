@@ -428,6 +428,11 @@ impl Broker {
                 self.dispatch(key, now);
             }
             Pushed::Full => self.queue_full(key, &client, now),
+            Pushed::Displaced(victim) => {
+                self.queue_full(key, &victim, now);
+                self.arm_expiry(key, now);
+                self.dispatch(key, now);
+            }
         }
     }
 
@@ -467,7 +472,8 @@ impl Broker {
         if let Some(held_back) = self.warnings.queue_full.allow(now) {
             warn!(
                 "request from client {} for '{}' dropped: {} requests wait for the service already \
-                 (--max-queued) ({held_back} more since the last warning)",
+                 (--max-queued), and that client has the most of them ({held_back} more since the last \
+                 warning)",
                 Hex(client),
                 self.service_name(key),
                 self.config.max_queued.unwrap_or(0),

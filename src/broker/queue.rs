@@ -26,6 +26,16 @@
 //! (everything that arrived before it has left), so both are checked and
 //! popped in O(1).
 //!
+//! **A full queue.** At most [`Config::max_queued`] requests wait. When a
+//! request arrives at a full queue, the newest request of the client with
+//! the most waiting is dropped to make room for it, unless that client is
+//! the newcomer itself or has barely more waiting ("longest queue drop"):
+//! a client that floods the queue loses its own requests, not everyone
+//! else's. The longest lane is tracked on arrival, as of the last time a
+//! lane outgrew the one tracked, so finding it costs O(1); it can be out
+//! of date when the tracked lane has been served from since, which only
+//! makes the choice of victim approximate.
+//!
 //! **Slow clients.** A lane whose client does not read its replies (its
 //! reply pipe is full: see `backlog`) is *parked* when its turn comes: it
 //! leaves `turns` until the client reads again (`Queue::unpark`), so that
@@ -39,6 +49,7 @@
 //! served or has expired gives its memory back.
 //!
 //! [`Config::request_timeout`]: super::Config::request_timeout
+//! [`Config::max_queued`]: super::Config::max_queued
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -86,12 +97,15 @@ struct Arrival {
 }
 
 /// What [`Queue::push`] did with a new request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Pushed {
     /// It waits in its client's lane.
     Queued,
     /// The queue was full: the request is dropped.
     Full,
+    /// The queue was full: the newest request of the client with the most
+    /// waiting (this one) was dropped to make room.
+    Displaced(Frame),
 }
 
 /// What [`Queue::prepare`] found before a request could go out.
@@ -114,6 +128,8 @@ pub struct Queue {
     arrivals: Option<VecDeque<Arrival>>,
     /// Requests in lanes (not counting `redelivered`).
     in_lanes: usize,
+    /// The longest lane, as of the last time a lane outgrew it.
+    longest: Option<u32>,
     next_lane: u32,
 }
 
@@ -128,6 +144,7 @@ impl Queue {
             turns: VecDeque::new(),
             arrivals: expires.then(VecDeque::new),
             in_lanes: 0,
+            longest: None,
             next_lane: 0,
         }
     }
@@ -152,14 +169,26 @@ impl Queue {
         now: Instant,
         limit: Option<usize>,
     ) -> Pushed {
+        let mut pushed = Pushed::Queued;
         if limit.is_some_and(|limit| self.len() >= limit) {
-            return Pushed::Full;
+            match self.displace_for(&client, connection) {
+                Some(victim) => pushed = Pushed::Displaced(victim),
+                None => return Pushed::Full,
+            }
         }
         let id = request.id;
         let lane = self.lane_for(client, connection);
+        let mut length = 0;
         if let Some(entry) = self.lanes.get_mut(&lane) {
             entry.requests.push_back(request);
+            length = entry.requests.len();
             self.in_lanes += 1;
+        }
+        if self
+            .longest
+            .is_none_or(|longest| longest != lane && self.lane_len(longest) < length)
+        {
+            self.longest = Some(lane);
         }
         if let Some(arrivals) = &mut self.arrivals {
             arrivals.push_back(Arrival {
@@ -168,7 +197,38 @@ impl Queue {
                 at: now,
             });
         }
-        Pushed::Queued
+        pushed
+    }
+
+    /// The queue is full and `client` has a request to add: makes room by
+    /// dropping the newest request of the longest lane, if that lane is
+    /// longer than `client`'s would be (longest queue drop: no client can
+    /// keep others out by filling the queue); returns whose request it was.
+    /// The longest lane is tracked as of the last time a lane outgrew it,
+    /// so it may be out of date (it has since been served from); the lane
+    /// whose turn is next stands in when the tracked one has gone.
+    fn displace_for(&mut self, client: &[u8], connection: Connection) -> Option<Frame> {
+        let mine = self
+            .lane_of
+            .get(client)
+            .and_then(|lane| self.lanes.get(lane))
+            .filter(|entry| entry.connection == connection)
+            .map_or(0, |entry| entry.requests.len());
+        let candidate = self
+            .longest
+            .filter(|lane| self.lanes.contains_key(lane))
+            .or_else(|| self.turns.front().copied())?;
+        let entry = self.lanes.get_mut(&candidate)?;
+        if entry.requests.len() <= mine + 1 {
+            return None;
+        }
+        entry.requests.pop_back();
+        self.in_lanes -= 1;
+        Some(entry.client.share())
+    }
+
+    fn lane_len(&self, lane: u32) -> usize {
+        self.lanes.get(&lane).map_or(0, |entry| entry.requests.len())
     }
 
     /// The lane of `client`'s `connection`, made (and given a turn) if it
@@ -475,12 +535,35 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_new_requests() {
+    fn a_full_queue_drops_new_requests_of_clients_with_no_more_than_others() {
         let mut f = Fixture::new(false);
-        assert_eq!(f.push("a", Some(2)), Pushed::Queued);
-        assert_eq!(f.push("b", Some(2)), Pushed::Queued);
-        assert_eq!(f.push("c", Some(2)), Pushed::Full);
+        assert!(matches!(f.push("a", Some(2)), Pushed::Queued));
+        assert!(matches!(f.push("b", Some(2)), Pushed::Queued));
+        assert!(matches!(f.push("c", Some(2)), Pushed::Full));
         assert_eq!(f.queue.len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_makes_room_by_dropping_the_flooders_newest_request() {
+        let mut f = Fixture::new(true);
+        for _ in 0..5 {
+            f.push("flood", Some(5));
+        }
+        assert!(
+            matches!(f.push("flood", Some(5)), Pushed::Full),
+            "its own newcomer is dropped"
+        );
+        match f.push("polite", Some(5)) {
+            Pushed::Displaced(victim) => assert_eq!(&victim[..], b"flood"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.queue.len(), 5);
+        assert_eq!(f.drain(), ["flood-1", "polite-7", "flood-2", "flood-3", "flood-4"]);
+        assert_eq!(
+            f.queue.expire(f.now + TIMEOUT, TIMEOUT),
+            (0, None),
+            "no arrival left behind"
+        );
     }
 
     #[test]
