@@ -9,12 +9,14 @@ use std::time::Duration;
 use clap::Parser;
 use majordomo::broker::{Config, Server};
 
-/// mimalloc rather than the C library's allocator: after a flood of
+/// jemalloc rather than the C library's allocator: after a flood of
 /// requests has been served or has expired, glibc's malloc keeps most of
-/// the freed memory (77 MiB of 108 after 1,000,000 queued requests),
-/// mimalloc gives it back to the system (docs/operations.md, "Memory").
+/// the freed memory (77 MiB of 108 after 1,000,000 queued requests);
+/// jemalloc, with the background thread `.cargo/config.toml` configures,
+/// gives it back to the system within about a second, even if the broker
+/// is idle by then (docs/operations.md, "Memory").
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The library's defaults are the daemon's: each flag's default is read
 /// from [`Config::default`], so the two cannot drift apart.
