@@ -7,15 +7,18 @@
 //! and the next line would block the broker in `write`: no peer would be
 //! served until someone read the pipe. So a line is formatted on the thread
 //! that logs it (by env_logger, with its usual filter and format) and put
-//! on a queue, and a writer thread of its own takes lines off the queue
-//! and writes them to standard error.
+//! on a queue, and a writer thread of its own takes everything queued,
+//! writes it to standard error in one write, and lets the next lines gather
+//! for a millisecond ([`GATHER`]): a busy log (`-v`) costs a few writes and
+//! wake-ups per millisecond at most, not one per line.
 //!
-//! The queue holds at most [`MAX_LINES`] lines and [`MAX_BYTES`] bytes.
-//! When it is full a new line is dropped and counted, and the thread that
-//! logged it goes on at once. Where lines were dropped, the writer writes
-//! one line of its own saying how many (`mdbroker: 1234 log lines lost
-//! while stderr was blocked`), as soon as it gets there. Losing log lines
-//! is the price of a stalled reader; losing service is not.
+//! The queue holds at most [`MAX_LINES`] lines and [`MAX_BYTES`] bytes,
+//! counting those the writer is writing. When it is full a new line is
+//! dropped and counted, and the thread that logged it goes on at once.
+//! Where lines were dropped, the writer writes one line of its own saying
+//! how many (`mdbroker: 1234 log lines lost while stderr was blocked`), as
+//! soon as it gets there. Losing log lines is the price of a stalled
+//! reader; losing service is not.
 //!
 //! On a normal exit the daemon gives the writer up to [`FLUSH_WAIT`] to
 //! write what is queued, so the last lines are not lost; a writer still
@@ -26,7 +29,6 @@
 //! and [`QueueWriter`] takes everything it is given in one `write`, so one
 //! `write` call here is one whole log line.
 
-use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -148,11 +150,15 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: VecDeque<Entry>,
-    /// Lines in `entries` and their bytes, against the bounds.
+    /// The lines queued, one after the other, with any loss notices
+    /// between them.
+    queued: Vec<u8>,
+    /// Lines in `queued`.
+    queued_lines: usize,
+    /// Lines and bytes queued or being written, against the bounds.
     lines: usize,
     bytes: usize,
-    /// Lines dropped since the last [`Entry::Lost`] was queued.
+    /// Lines dropped since the last loss notice was queued.
     lost: u64,
     /// Whether the writer is asleep waiting for work (the only time a
     /// logging thread needs to wake it).
@@ -163,13 +169,23 @@ struct State {
     written: bool,
 }
 
-/// What the writer writes next.
-#[derive(Debug, PartialEq, Eq)]
-enum Entry {
-    /// A formatted log line.
-    Line(Vec<u8>),
-    /// So many lines were dropped here.
-    Lost(u64),
+/// What the writer took to write: the bytes, and what they count against
+/// the bounds until written.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: usize,
+    counted: usize,
+}
+
+/// How long the writer lets lines gather after a write, so that a busy log
+/// (with `-v`, several lines per request) costs the writer at most about a
+/// thousand wake-ups and writes a second, not one per line.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// The line that stands for `lost` dropped lines.
+fn lost_notice(lost: u64) -> String {
+    format!("mdbroker: {lost} log lines lost while stderr was blocked\n")
 }
 
 impl Queue {
@@ -201,34 +217,39 @@ impl Queue {
             return;
         }
         if state.lost > 0 {
-            let lost = std::mem::take(&mut state.lost);
-            state.entries.push_back(Entry::Lost(lost));
+            let notice = lost_notice(std::mem::take(&mut state.lost));
+            state.queued.extend_from_slice(notice.as_bytes());
+            state.bytes += notice.len();
         }
+        state.queued.extend_from_slice(line);
+        state.queued_lines += 1;
         state.lines += 1;
         state.bytes += line.len();
-        state.entries.push_back(Entry::Line(line.to_vec()));
         if state.writer_waiting {
             self.work.notify_one();
         }
     }
 
-    /// The writer's next entry, waiting for one; `None` once the queue is
-    /// closed and everything in it taken.
-    fn next(&self) -> Option<Entry> {
+    /// Moves everything queued into `batch` (which must be empty), waiting
+    /// for something; `false` once the queue is closed and empty. The
+    /// batch counts against the bounds until [`Queue::written`], so lines
+    /// waiting and lines being written together stay within them.
+    fn take(&self, batch: &mut Batch) -> bool {
         let mut state = self.state();
         loop {
-            if let Some(entry) = state.entries.pop_front() {
-                if let Entry::Line(line) = &entry {
-                    state.lines -= 1;
-                    state.bytes -= line.len();
-                }
-                return Some(entry);
+            if state.lost > 0 && state.queued.is_empty() {
+                let notice = lost_notice(std::mem::take(&mut state.lost));
+                state.queued.extend_from_slice(notice.as_bytes());
+                state.bytes += notice.len();
             }
-            if state.lost > 0 {
-                return Some(Entry::Lost(std::mem::take(&mut state.lost)));
+            if !state.queued.is_empty() {
+                std::mem::swap(&mut state.queued, &mut batch.bytes);
+                batch.lines = std::mem::take(&mut state.queued_lines);
+                batch.counted = batch.bytes.len();
+                return true;
             }
             if state.closed {
-                return None;
+                return false;
             }
             state.writer_waiting = true;
             state = self.work.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -236,17 +257,25 @@ impl Queue {
         }
     }
 
-    /// The writer thread: writes every entry to `out` until the queue is
-    /// closed and empty. A failed write loses its line: there is nowhere
-    /// else to say so.
+    /// The writer is done with `batch`, which is emptied for the next.
+    fn written(&self, batch: &mut Batch) {
+        let mut state = self.state();
+        state.lines -= batch.lines;
+        state.bytes -= batch.counted;
+        batch.bytes.clear();
+    }
+
+    /// The writer thread: writes everything queued to `out`, in one write
+    /// each time, until the queue is closed and empty. A failed write loses
+    /// its lines: there is nowhere else to say so.
     fn write_all_to(&self, out: &mut dyn Write) {
-        while let Some(entry) = self.next() {
-            let _ = match entry {
-                Entry::Line(line) => out.write_all(&line),
-                Entry::Lost(lost) => {
-                    out.write_all(format!("mdbroker: {lost} log lines lost while stderr was blocked\n").as_bytes())
-                }
-            };
+        let mut batch = Batch::default();
+        while self.take(&mut batch) {
+            let _ = out.write_all(&batch.bytes);
+            self.written(&mut batch);
+            if !self.state().closed {
+                std::thread::sleep(GATHER);
+            }
         }
         self.state().written = true;
         self.done.notify_all();
@@ -304,32 +333,45 @@ mod tests {
         }
     }
 
-    fn line(text: &str) -> Entry {
-        Entry::Line(text.as_bytes().to_vec())
+    /// The writer's next batch, as text, and the batch to hand back.
+    fn take(queue: &Queue) -> Option<(String, Batch)> {
+        let mut batch = Batch::default();
+        queue
+            .take(&mut batch)
+            .then(|| (String::from_utf8(batch.bytes.clone()).expect("utf-8"), batch))
     }
 
     #[test]
     fn a_full_queue_drops_and_counts_and_says_so_where_the_lines_went_missing() {
         let queue = Queue::new(3, 10);
-        queue.push(b"aaaa");
-        queue.push(b"bbbb");
-        queue.push(b"ccc"); // 11 bytes: over the byte bound
-        queue.push(b"cc");
-        queue.push(b"d"); // a fourth line: over the line bound
-        queue.push(b"e");
-        assert_eq!(queue.next(), Some(line("aaaa")));
-        queue.push(b"f"); // room again: the loss is queued before it
-        queue.push(b"g"); // full again
-        assert_eq!(queue.next(), Some(line("bbbb")));
-        assert_eq!(queue.next(), Some(Entry::Lost(1)));
-        assert_eq!(queue.next(), Some(line("cc")));
-        assert_eq!(queue.next(), Some(Entry::Lost(2)));
-        assert_eq!(queue.next(), Some(line("f")));
+        queue.push(b"aaa\n");
+        queue.push(b"bbb\n");
+        queue.push(b"cc\n"); // 11 bytes: over the byte bound
+        queue.push(b"c\n"); // the loss is told before it
+        let (text, mut batch) = take(&queue).expect("a batch");
+        let one_lost = lost_notice(1);
+        assert_eq!(text, format!("aaa\nbbb\n{one_lost}c\n"));
+        queue.push(b"d\n"); // lines being written still count: dropped
+        queue.push(b"e\n");
+        queue.written(&mut batch);
         // Emptied with a loss not yet told: the writer tells it.
-        assert_eq!(queue.next(), Some(Entry::Lost(1)));
+        let (text, mut batch) = take(&queue).expect("a batch");
+        assert_eq!(text, lost_notice(2));
+        queue.written(&mut batch);
+        for line in ["f\n", "g\n", "h\n", "i\n"] {
+            queue.push(line.as_bytes()); // a fourth line: over the line bound
+        }
         queue.close();
-        queue.push(b"too late");
-        assert_eq!(queue.next(), None);
+        queue.push(b"too late\n");
+        let (text, mut batch) = take(&queue).expect("a batch");
+        assert_eq!(text, "f\ng\nh\n");
+        queue.written(&mut batch);
+        let (text, mut batch) = take(&queue).expect("the last loss is told");
+        assert_eq!(text, lost_notice(1));
+        queue.written(&mut batch);
+        assert!(take(&queue).is_none());
+        let state = queue.state();
+        assert_eq!((state.lines, state.bytes), (0, 0));
     }
 
     /// What a [`Stalled`] output has seen.
@@ -413,7 +455,7 @@ mod tests {
         writer.join().expect("writer");
         assert_eq!(
             output.written(),
-            "first\nline 0\nline 1\nline 2\nline 3\nmdbroker: 996 log lines lost while stderr was blocked\n"
+            "first\nline 0\nline 1\nline 2\nmdbroker: 997 log lines lost while stderr was blocked\n"
         );
     }
 
@@ -434,13 +476,10 @@ mod tests {
                 .build(),
         );
         queue.close();
-        let Some(Entry::Line(line)) = queue.next() else {
-            panic!("no line queued")
-        };
-        let line = String::from_utf8(line).expect("utf-8");
+        let (line, batch) = take(&queue).expect("a line");
+        assert_eq!(batch.lines, 1, "one write per record: {line:?}");
         assert!(line.contains("INFO") && line.contains("worker 7 ready\n"), "{line:?}");
         assert!(line.contains("for 'echo'"), "{line:?}");
         assert!(line.ends_with('\n'), "{line:?}");
-        assert_eq!(queue.next(), None, "one write per record");
     }
 }
