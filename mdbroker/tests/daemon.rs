@@ -588,3 +588,15 @@ fn a_standard_error_nobody_reads_loses_log_lines_not_service() {
     let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_last_log_lines_are_written_before_a_normal_exit() {
+    // Lines go through the writer thread: the exit waits for it, so the
+    // line logged as the broker stops is not lost.
+    let (mut daemon, rx, _endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);
+    signal(&daemon, "TERM");
+    let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<String> = std::iter::from_fn(|| rx.recv_timeout(WAIT).ok()).take(100).collect();
+    assert!(lines.iter().any(|line| line.contains("stopped;")), "{lines:?}");
+}
