@@ -56,9 +56,25 @@
 //! broker tells it to register again); the broker's clock restarts when the
 //! final reply goes out.
 //!
-//! Every send is non-blocking and, as 7/MDP asks, a HEARTBEAT is only sent
-//! when nothing else was sent for a whole interval: any command restarts
-//! the heartbeat clock.
+//! # Telling the broker that it heartbeats while busy
+//!
+//! A broker cannot tell a worker like this one from a classic one until it
+//! sees a HEARTBEAT from it while it holds a request: until then it must
+//! allow a busy worker the long busy timeout (our broker's default is five
+//! minutes), and only afterwards holds it to the normal liveness while
+//! busy. A worker that answers each request within an interval never sends
+//! a HEARTBEAT while busy in the normal course (see below), so if it froze
+//! while holding a request (a stopped process, a deadlocked program, a host
+//! gone without a FIN), that request would wait out the busy timeout. So on
+//! each connection the worker sends one HEARTBEAT as soon as the program
+//! takes its first request (from that connection): from then on the broker
+//! knows, and a worker that hangs mid-request has its request redelivered
+//! within liveness x interval, whatever it did before. It costs one
+//! three-frame message per registration.
+//!
+//! Every send is non-blocking and, as 7/MDP asks, a HEARTBEAT is otherwise
+//! only sent when nothing else was sent for a whole interval: any command
+//! restarts the heartbeat clock, busy or not.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -481,6 +497,10 @@ struct Link {
     /// returning it to its final reply or the next `recv`). Meanwhile the
     /// broker's silence is not taken for death: see the module docs.
     holding: bool,
+    /// Whether this connection has sent a HEARTBEAT while the program held
+    /// one of its requests, which shows the broker that this worker
+    /// heartbeats while busy (see the module docs).
+    told_busy_heartbeats: bool,
     heartbeat_at: Instant,
     /// While disconnected: when to connect again.
     reconnect_at: Option<Instant>,
@@ -512,6 +532,7 @@ impl Link {
             generation: 0,
             broker_expires_at: now,
             holding: false,
+            told_busy_heartbeats: false,
             heartbeat_at: now,
             reconnect_at: None,
             requests: VecDeque::new(),
@@ -531,8 +552,10 @@ impl Link {
         self.generation += 1;
         self.reconnect_at = None;
         // A held request belongs to the old connection; on this one the
-        // broker sees an idle worker, and heartbeats it.
+        // broker sees an idle worker, and heartbeats it. It has not yet
+        // seen this worker heartbeat while busy.
         self.holding = false;
+        self.told_busy_heartbeats = false;
         self.restart_broker_clock();
         let service = Frame::from(self.service.as_str());
         self.send(FromWorker::Ready { service });
@@ -541,14 +564,19 @@ impl Link {
     }
 
     /// Sends a command without waiting, and restarts the heartbeat clock.
-    fn send(&mut self, cmd: FromWorker) {
-        let Some(socket) = self.socket.as_mut() else { return };
+    /// Returns whether the command went out.
+    fn send(&mut self, cmd: FromWorker) -> bool {
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
         let mut frames = Vec::new();
         protocol::encode_from_worker(&mut frames, self.dialect, cmd);
-        if frame::send_multipart(socket, frames).is_err() {
+        let sent = frame::send_multipart(socket, frames).is_ok();
+        if !sent {
             debug!("send to broker failed; heartbeating will notice if it is gone");
         }
         self.heartbeat_at = later(Instant::now(), self.config.heartbeat_interval);
+        sent
     }
 
     /// Sends a reply, unless its request came on an earlier connection. A
@@ -577,6 +605,16 @@ impl Link {
     /// Says goodbye to the broker, if connected.
     fn disconnect(&mut self) {
         self.send(FromWorker::Disconnect);
+    }
+
+    /// The program has just taken `request`: if it is the first it holds
+    /// from this connection, a HEARTBEAT shows the broker that this worker
+    /// heartbeats while busy (see the module docs). Tried again with the
+    /// next request if it could not be sent.
+    fn tell_busy_heartbeats(&mut self, request: &Request) {
+        if !self.told_busy_heartbeats && request.generation == self.generation {
+            self.told_busy_heartbeats = self.send(FromWorker::Heartbeat);
+        }
     }
 
     /// The broker is taken for dead if it stays silent for the expiry from now.
@@ -620,6 +658,9 @@ impl Link {
         self.stop_holding();
         let request = self.wait_for_request(give_up_at)?;
         self.holding = request.is_some();
+        if let Some(request) = &request {
+            self.tell_busy_heartbeats(request);
+        }
         Ok(request)
     }
 

@@ -266,3 +266,135 @@ fn errors_say_what_happened_and_chain_their_cause() {
     assert_eq!(cause.to_string(), zmq::Error::EINVAL.to_string());
     assert!(WorkerError::PartialNeedsV02.source().is_none());
 }
+
+#[test]
+fn the_first_request_on_each_connection_is_followed_at_once_by_one_heartbeat_and_no_more() {
+    // The broker learns that a worker heartbeats while busy only from a
+    // HEARTBEAT sent while it holds a request. A long interval, so that no
+    // heartbeat falls due on its own during the exchanges.
+    let mut config = worker_config(Version::V01);
+    config.heartbeat_interval = Duration::from_secs(5);
+    let broker = FakeBroker::bind();
+    let mut worker = Worker::connect(&broker.endpoint, "eager", config).expect("worker");
+    let heartbeat = frames(&[b"", b"MDPW01", &[4]]);
+    for round in 0..2 {
+        let (id, ready) = broker.recv_command();
+        assert_eq!(ready, frames(&[b"", b"MDPW01", &[1], b"eager"]), "round {round}");
+        for job in [&b"first"[..], b"second", b"third"] {
+            broker.send(&id, &[b"", b"MDPW01", &[2], b"client", b"", job]);
+            let mut request = worker.recv_timeout(Some(WAIT)).expect("recv").expect("a request");
+            let body = std::mem::take(&mut request.body);
+            worker.reply(request, body).expect("reply");
+            let mut expected = Vec::new();
+            if job == b"first" {
+                expected.push(heartbeat.clone()); // sent before recv returned
+            }
+            expected.push(frames(&[b"", b"MDPW01", &[3], b"client", b"", job]));
+            for want in expected {
+                let got = broker.recv();
+                assert_eq!(got[0], id, "round {round}");
+                assert_eq!(got[1..], want[..], "round {round}, request {job:?}");
+            }
+        }
+        // No second HEARTBEAT while commands keep flowing, nor soon after.
+        if let Some(msg) = broker.recv_within(INTERVAL * 4) {
+            panic!("round {round}: unexpected {msg:?}");
+        }
+        // A new connection: the broker there has not seen it yet.
+        broker.send(&id, &[b"", b"MDPW01", &[5]]);
+    }
+}
+
+/// A child process, killed (even when stopped) and reaped on drop.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+#[test]
+fn a_frozen_worker_that_answered_back_to_back_has_its_request_redelivered_within_liveness() {
+    // The field report: the example worker, heartbeat 100 ms, answers
+    // requests back to back, then its process is stopped (SIGSTOP). The
+    // broker's busy timeout stays at its default (300 s), so only the
+    // normal liveness can explain a quick redelivery.
+    let Some(mdworker) = built_example("mdworker") else {
+        eprintln!("skipped: the mdworker example is not built (cargo test builds it)");
+        return;
+    };
+    let interval = Duration::from_millis(100);
+    let mut config = majordomo::broker::Config::default();
+    config.heartbeat_interval = interval;
+    config.heartbeat_liveness = 3;
+    assert!(config.busy_timeout >= Duration::from_secs(60));
+    let bound = config.expiry() + config.timer_resolution() + Duration::from_secs(1);
+    let broker = TestBroker::start_with(config);
+    let child = std::process::Command::new(&mdworker)
+        .args([
+            "--broker",
+            &broker.endpoint,
+            "--service",
+            "frozen",
+            "--heartbeat-interval",
+            "100",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn mdworker");
+    let child = ChildGuard(child);
+    wait_for_service(&broker.endpoint, "frozen");
+    let mut client_config = ClientConfig::default();
+    client_config.timeout = WAIT;
+    client_config.attempts = 1;
+    let mut client = Client::new(&broker.endpoint, client_config);
+    for i in 0..20 {
+        let body = format!("quick {i}");
+        let reply = client.request("frozen", [body.as_str()]).expect("a quick reply");
+        assert_eq!(&reply[0][..], body.as_bytes());
+    }
+
+    // Frozen while idle, then handed a request it never reads: to the
+    // broker, a worker that hangs mid-request.
+    signal(&child.0, "STOP");
+    let held = Peer::connect(&broker.endpoint);
+    let sent = Instant::now();
+    held.send(&[b"", b"MDPC01", b"frozen", b"held"]);
+    // The broker reads one peer's messages in order: once this is
+    // answered, the request has gone to the only worker, the frozen one
+    // (unless the machine stalled for longer than the expiry since the
+    // worker's last heartbeat: then it waits in the queue, and the test
+    // proves nothing but does not fail).
+    held.send(&[b"", b"MDPC01", b"mmi.service", b"frozen"]);
+    assert_eq!(held.recv()[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
+
+    let mut second = Worker::connect(&broker.endpoint, "frozen", {
+        let mut config = worker_config(Version::V01);
+        config.heartbeat_interval = interval;
+        config
+    })
+    .expect("second worker");
+    let mut request = second
+        .recv_timeout(Some(WAIT))
+        .expect("recv")
+        .expect("the held request is redelivered");
+    let waited = sent.elapsed();
+    assert_eq!(request.body.len(), 1);
+    assert_eq!(&request.body[0][..], b"held");
+    assert!(waited < bound, "redelivered after {waited:?}; bound {bound:?}");
+    let body = std::mem::take(&mut request.body);
+    second.reply(request, body).expect("reply");
+    assert_eq!(held.recv(), frames(&[b"", b"MDPC01", b"frozen", b"held"]));
+}

@@ -1,12 +1,16 @@
 //! `mdbroker`: the Majordomo broker daemon. Flags become a [`Config`] and a
-//! list of endpoints; everything else lives in the library.
+//! list of endpoints, and log lines go through a writer thread of their own
+//! (see `logging`); everything else lives in the library.
 #![forbid(unsafe_code)]
+
+mod logging;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use logging::Logging;
 use majordomo::broker::{Config, Server};
 
 /// jemalloc rather than the C library's allocator: after a flood of
@@ -112,62 +116,31 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rejected_filter = init_logging(args.verbose);
+    let (logging, rejected_filter) = match Logging::install(args.verbose) {
+        Ok(installed) => installed,
+        Err(error) => return fail(&format!("cannot start logging: {error}")),
+    };
     if let Some(filter) = rejected_filter {
         log::warn!(
             "RUST_LOG={filter:?} does not parse (levels: error, warn, info, debug, trace, off); logging at info"
         );
     }
-    match run(&args) {
+    let result = run(&args);
+    // The last lines, before the error line (which is written directly).
+    logging.finish(logging::FLUSH_WAIT);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // Not eprintln!, which panics (exit 101) when standard error is
-            // closed or a dead pipe: the exit status must stay the
-            // documented one whatever became of standard error.
-            let _ = writeln!(std::io::stderr(), "mdbroker: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&error.to_string()),
     }
 }
 
-/// Logging to standard error: `info` by default, `RUST_LOG` as usual, and
-/// with `-v` every command whatever `RUST_LOG` says. Returns `RUST_LOG`
-/// if it was set but does not parse (it is then ignored).
-fn init_logging(verbose: bool) -> Option<String> {
-    let mut builder = env_logger::Builder::new();
-    builder.filter_level(log::LevelFilter::Info);
-    let mut rejected = None;
-    if verbose {
-        builder.filter_level(log::LevelFilter::Debug);
-    } else if let Ok(filter) = std::env::var("RUST_LOG") {
-        if filter_parses(&filter) {
-            builder.parse_filters(&filter);
-        } else {
-            rejected = Some(filter);
-        }
-    }
-    builder.init();
-    rejected
-}
-
-/// Whether a `RUST_LOG` value is a list of `level`, `module` or
-/// `module=level` directives with at least one directive (env_logger
-/// silently drops the rest, and with nothing left logs errors only).
-fn filter_parses(filter: &str) -> bool {
-    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-    let is_level = |word: &str| LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word));
-    // A regex part ('/...') is refused: env_logger reports a bad one itself,
-    // on standard error, with a write that panics when standard error is
-    // closed or a dead pipe.
-    if filter.contains('/') {
-        return false;
-    }
-    let mut directives = filter.split(',').map(str::trim).filter(|d| !d.is_empty()).peekable();
-    directives.peek().is_some()
-        && directives.all(|directive| match directive.split_once('=') {
-            Some((module, level)) => !module.is_empty() && is_level(level),
-            None => true, // a level, or a module at every level
-        })
+/// Says why the daemon stops, on standard error, and exits 1.
+fn fail(why: &str) -> ExitCode {
+    // Not eprintln!, which panics (exit 101) when standard error is closed
+    // or a dead pipe: the exit status must stay the documented one whatever
+    // became of standard error.
+    let _ = writeln!(std::io::stderr(), "mdbroker: {why}");
+    ExitCode::FAILURE
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -190,33 +163,4 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     server.stop_on_signals()?;
     Ok(server.run()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::filter_parses;
-
-    #[test]
-    fn log_filters_that_env_logger_would_half_drop_are_refused() {
-        for good in [
-            "info",
-            "majordomo=debug",
-            "warn,majordomo::broker=trace",
-            "majordomo",
-            "DEBUG",
-        ] {
-            assert!(filter_parses(good), "{good}");
-        }
-        for bad in [
-            "majordomo=dbug",
-            ",,,",
-            "",
-            "=info",
-            "majordomo=debug,x=loud",
-            "info/[",
-            "info/a/b",
-        ] {
-            assert!(!filter_parses(bad), "{bad}");
-        }
-    }
 }

@@ -559,3 +559,117 @@ fn a_connection_storm_beyond_the_file_limit_neither_spins_nor_starves_anyone() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_standard_error_nobody_reads_loses_log_lines_not_service() {
+    // With -v the broker logs every command, about four lines per round
+    // trip: 5,000 round trips write some 2 MB, thirty times what a pipe
+    // holds. Standard error is not read until they are done.
+    const ROUND_TRIPS: usize = 5000;
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*", "-v"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut daemon = Daemon(child);
+    // Read only up to the endpoint; the reader comes back unread beyond it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        for _ in 0..100 {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(endpoint) = line.split("listening on ").nth(1) {
+                let _ = tx.send((endpoint.trim().to_string(), stderr));
+                return;
+            }
+        }
+    });
+    let (endpoint, stderr) = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (endpoint, stop) = (endpoint.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut worker =
+                majordomo::Worker::connect(&endpoint, "echo", majordomo::WorkerConfig::default()).expect("worker");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                if let Some(mut request) = worker.recv_timeout(Some(Duration::from_millis(50))).expect("recv") {
+                    let body = std::mem::take(&mut request.body);
+                    worker.reply(request, body).expect("reply");
+                }
+            }
+        })
+    };
+    let mut config = majordomo::ClientConfig::default();
+    config.timeout = WAIT;
+    config.attempts = 1;
+    let mut client = majordomo::Client::new(&endpoint, config);
+    let started = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        assert!(
+            Instant::now() < deadline,
+            "only {i} round trips in {:?}",
+            started.elapsed()
+        );
+        let body = format!("request {i}");
+        let reply = client
+            .request("echo", [body.as_str()])
+            .unwrap_or_else(|error| panic!("round trip {i} of {ROUND_TRIPS}: {error}: the broker stopped serving"));
+        assert_eq!(reply.len(), 1);
+        assert_eq!(&reply[0][..], body.as_bytes());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().expect("worker thread");
+
+    // Now the pipe is read: the writer catches up and says what it lost.
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let read_until = Instant::now() + WAIT;
+    let lost_line = loop {
+        let left = read_until.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("no 'log lines lost' line once standard error was read");
+        if line.contains("log lines lost") {
+            break line;
+        }
+    };
+    let lost: u64 = lost_line
+        .strip_prefix("mdbroker: ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{lost_line}"));
+    assert!(lost > 0, "{lost_line}");
+    assert!(
+        lost_line.ends_with("log lines lost while stderr was blocked"),
+        "{lost_line}"
+    );
+    signal(&daemon, "TERM");
+    let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_last_log_lines_are_written_before_a_normal_exit() {
+    // Lines go through the writer thread: the exit waits for it, so the
+    // line logged as the broker stops is not lost.
+    let (mut daemon, rx, endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);
+    wait_for_mmi(&endpoint, "echo", b"404"); // serving: its signal handlers are set
+    signal(&daemon, "TERM");
+    let status = wait_exit(&mut daemon, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<String> = std::iter::from_fn(|| rx.recv_timeout(WAIT).ok()).take(100).collect();
+    assert!(lines.iter().any(|line| line.contains("stopped;")), "{lines:?}");
+}

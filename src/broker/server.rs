@@ -124,7 +124,6 @@ fn bind_all<S: AsRef<str>>(
             Ok(resolved) => resolved,
             Err(_) => endpoint.to_owned(),
         };
-        info!("listening on {resolved}");
         bound.push(resolved);
     }
     Ok(bound)
@@ -327,6 +326,12 @@ impl Server {
 
     /// Serves until stopped; then sends DISCONNECT to every worker.
     pub fn run(mut self) -> Result<(), ServerError> {
+        // Said here rather than at bind: a supervisor (or a test) that
+        // waits for this line may signal at once, and a daemon installs its
+        // signal handlers between bind and run.
+        for endpoint in &self.endpoints {
+            info!("listening on {endpoint}");
+        }
         let mut outbox = Vec::new();
         loop {
             self.broker.tick(Instant::now());
