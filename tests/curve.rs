@@ -1,20 +1,25 @@
-//! CURVE (26/CURVEZMQ) in our libzmq: it is compiled in, a handshake
-//! between two raw sockets carries messages, and a CURVE server refuses a
-//! peer without CURVE. The server's socket monitor tells when a handshake
-//! failed, so the tests wait for that event instead of sleeping.
+//! CURVE (26/CURVEZMQ): that libzmq is built with it, and that certificate
+//! files round-trip and are the ones pyzmq reads and writes. The server
+//! is a raw ROUTER set up as a CURVE server; its socket monitor tells when
+//! a handshake failed, so the tests wait for that event instead of
+//! sleeping.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use majordomo::curve::{self, Certificate, CurveClient, CurveError, CurveServer, KeyPair};
 
-/// A raw ROUTER that is a CURVE server, with a monitor on its handshakes.
-/// Every receive has a deadline.
+/// A raw ROUTER that is a CURVE server, standing in for a broker, with a
+/// monitor on its handshakes. Every receive has a deadline.
 struct CurveBroker {
     socket: zmq::Socket,
     monitor: zmq::Socket,
     endpoint: String,
-    public: [u8; 32],
+    public: curve::PublicKey,
 }
 
 /// Numbers the monitors' inproc endpoints.
@@ -39,12 +44,13 @@ impl Drop for CurveBroker {
 
 impl CurveBroker {
     fn bind() -> CurveBroker {
-        let keys = zmq::CurveKeyPair::new().expect("key pair");
+        let server = CurveServer {
+            keys: KeyPair::generate().expect("key pair"),
+        };
         let socket = context().socket(zmq::ROUTER).expect("socket");
         socket.set_linger(0).expect("linger");
         socket.set_sndtimeo(1000).expect("sndtimeo");
-        socket.set_curve_server(true).expect("CURVE server");
-        socket.set_curve_secretkey(&keys.secret_key).expect("secret key");
+        server.apply(&socket).expect("CURVE server");
         let monitored = monitor_endpoint();
         let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
             | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
@@ -59,7 +65,7 @@ impl CurveBroker {
             socket,
             monitor,
             endpoint,
-            public: keys.public_key,
+            public: server.keys.public,
         }
     }
 
@@ -107,6 +113,14 @@ impl CurveBroker {
         assert_ne!(event, zmq::SocketEvent::HANDSHAKE_SUCCEEDED, "the handshake succeeded");
         assert_eq!(self.recv_within(Duration::from_millis(100)), None);
     }
+
+    /// A client's settings for this broker, with its own new keys.
+    fn client(&self) -> CurveClient {
+        CurveClient {
+            server: self.public,
+            keys: KeyPair::generate().expect("key pair"),
+        }
+    }
 }
 
 #[test]
@@ -117,13 +131,10 @@ fn libzmq_has_curve() {
 #[test]
 fn raw_sockets_complete_a_curve_handshake() {
     let broker = CurveBroker::bind();
-    let keys = zmq::CurveKeyPair::new().expect("key pair");
     let socket = context().socket(zmq::DEALER).expect("socket");
     socket.set_linger(0).expect("linger");
     socket.set_rcvtimeo(50).expect("rcvtimeo");
-    socket.set_curve_serverkey(&broker.public).expect("server key");
-    socket.set_curve_publickey(&keys.public_key).expect("public key");
-    socket.set_curve_secretkey(&keys.secret_key).expect("secret key");
+    broker.client().apply(&socket).expect("CURVE client");
     socket.connect(&broker.endpoint).expect("connect");
     let peer = Peer { socket };
     peer.send(&[b"hello"]);
@@ -140,4 +151,112 @@ fn a_curve_server_refuses_a_null_peer() {
     let peer = Peer::connect(&broker.endpoint);
     peer.send(&[b"hello"]);
     broker.expect_refusal();
+}
+
+/// A fresh directory, removed at the end of the test.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+#[test]
+fn certificates_round_trip() {
+    let dir = temp_dir();
+    let keys = KeyPair::generate().expect("key pair");
+    let (public, secret) = Certificate::from(keys.clone()).save(dir.path(), "alice").expect("save");
+    assert_eq!(public, dir.path().join("alice.key"));
+    assert_eq!(secret, dir.path().join("alice.key_secret"));
+    let mode = std::fs::metadata(&secret).expect("metadata").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let loaded = Certificate::load(&secret).expect("load secret");
+    assert_eq!(loaded.key_pair(), Some(keys.clone()));
+    let loaded = Certificate::load(&public).expect("load public");
+    assert_eq!((loaded.public, loaded.secret), (keys.public, None));
+
+    let again = Certificate::from(KeyPair::generate().expect("key pair")).save(dir.path(), "alice");
+    let Err(CurveError::Io { source, .. }) = again else {
+        panic!("overwrote a certificate: {again:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(Certificate::load(&secret).expect("load").key_pair(), Some(keys));
+}
+
+#[test]
+fn a_public_directory_lists_its_key_files_and_names_a_bad_one() {
+    let dir = temp_dir();
+    for name in ["bob", "alice"] {
+        Certificate::from(KeyPair::generate().expect("key pair"))
+            .save(dir.path(), name)
+            .expect("save");
+    }
+    let keys = curve::load_public_dir(dir.path()).expect("load");
+    let names: Vec<&str> = keys.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let alice = Certificate::load(dir.path().join("alice.key_secret")).expect("load");
+    assert_eq!(keys[0].1, alice.public);
+
+    let bad = dir.path().join("mallory.key");
+    std::fs::write(&bad, "curve\n    public-key = \"too short\"\n").expect("write");
+    match curve::load_public_dir(dir.path()) {
+        Err(CurveError::Key { path, line: 2, .. }) => assert_eq!(path, bad),
+        other => panic!("expected a bad key in {}: {other:?}", bad.display()),
+    }
+}
+
+/// Runs `script` in python3 with `args`; `None` (and says why) if python3
+/// or pyzmq is missing.
+fn pyzmq(script: &str, args: &[&Path]) -> Option<String> {
+    let output = match Command::new("python3").arg("-c").arg(script).args(args).output() {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("skipped: python3 cannot run ({e})");
+            return None;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("No module named 'zmq'") {
+        eprintln!("skipped: pyzmq is not installed for python3");
+        return None;
+    }
+    assert!(output.status.success(), "python3 failed: {stderr}");
+    Some(String::from_utf8(output.stdout).expect("utf-8"))
+}
+
+#[test]
+fn certificates_written_by_pyzmq_load() {
+    let dir = temp_dir();
+    let script = "import sys, zmq.auth\n\
+                  pub, sec = zmq.auth.create_certificates(sys.argv[1], 'py')\n\
+                  p, s = zmq.auth.load_certificate(sec)\n\
+                  print(p.decode(), s.decode())";
+    let Some(out) = pyzmq(script, &[dir.path()]) else {
+        return;
+    };
+    let (public, secret) = out.trim().split_once(' ').expect("two keys");
+    let cert = Certificate::load(dir.path().join("py.key_secret")).expect("load secret");
+    assert_eq!(cert.public.to_z85(), public);
+    assert_eq!(cert.secret.expect("secret key").to_z85(), secret);
+    let cert = Certificate::load(dir.path().join("py.key")).expect("load public");
+    assert_eq!((cert.public.to_z85().as_str(), cert.secret), (public, None));
+}
+
+#[test]
+fn certificates_we_write_load_in_pyzmq() {
+    let dir = temp_dir();
+    let keys = KeyPair::generate().expect("key pair");
+    let (public, secret) = Certificate::from(keys.clone()).save(dir.path(), "rs").expect("save");
+    let script = "import sys, zmq.auth\n\
+                  for path in sys.argv[1:]:\n    \
+                      p, s = zmq.auth.load_certificate(path)\n    \
+                      print(p.decode(), s.decode() if s else '-')\n\
+                  print(len(zmq.auth.load_certificates(sys.argv[1].rsplit('/', 1)[0])))";
+    let Some(out) = pyzmq(script, &[&public, &secret]) else {
+        return;
+    };
+    let expected = format!(
+        "{public} -\n{public} {secret}\n1\n",
+        public = keys.public.to_z85(),
+        secret = keys.secret.to_z85()
+    );
+    assert_eq!(out, expected);
 }
