@@ -185,10 +185,13 @@ const Z85: &[u8; 85] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS
 /// `zmq::z85_decode`, which leaks its input (41 bytes a call) and lets
 /// some bad characters through.
 fn key_from_z85(text: &str) -> Result<[u8; KEY_BYTES], KeyError> {
+    if !text.is_ascii() {
+        return Err(KeyError::NotZ85);
+    }
     if text.len() != KEY_Z85_CHARS {
         return Err(KeyError::Length {
             expected: KEY_Z85_CHARS,
-            found: text.chars().count(),
+            found: text.len(),
         });
     }
     let mut key = [0; KEY_BYTES];
@@ -572,11 +575,12 @@ mod tests {
                 found: 31
             })
         );
-        // '"' and '~' are not Z85; "%%%%%" encodes more than 32 bits.
+        // '"', '~' and 'é' are not Z85; "%%%%%" encodes more than 32 bits.
         for bad in [
             PUBLIC.replace('r', "\""),
             PUBLIC.replace('r', "~"),
             format!("%%%%%{}", &PUBLIC[5..]),
+            format!("é{}", &PUBLIC[2..]),
         ] {
             assert_eq!(PublicKey::from_z85(&bad), Err(KeyError::NotZ85), "{bad}");
         }
