@@ -4,9 +4,13 @@
 //! ```sh
 //! cargo run --release --example mdclient -- --count 10000
 //! ```
+//!
+//! `--curve-server-key keys/broker.key --curve-key keys/client.key_secret`
+//! connects with CURVE (key files from `mdkeygen`).
 
 use std::time::{Duration, Instant};
 
+mod curve;
 mod exit;
 
 use std::process::ExitCode;
@@ -42,6 +46,8 @@ struct Args {
     /// command numbers), which majortomo's broker requires.
     #[arg(long)]
     majortomo: bool,
+    #[command(flatten)]
+    curve: curve::CurveArgs,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.timeout = Duration::from_millis(args.timeout);
     config.attempts = args.retries;
+    config.curve = args.curve.load().map_err(exit::context("CURVE keys"))?;
     if args.majortomo {
         config.version = Version::V02;
         config.framing = Framing::Delimited;

@@ -5,10 +5,14 @@
 //! cargo run --release --example mdworker -- --service echo
 //! ```
 //!
+//! `--curve-server-key keys/broker.key --curve-key keys/worker.key_secret`
+//! connects with CURVE (key files from `mdkeygen`).
+//!
 //! Ctrl-C or SIGTERM stops it cleanly: the worker sends DISCONNECT (so the
 //! broker forgets it at once) and the program exits 0. The pattern: a flag
 //! that the signal sets, and `recv_timeout` so the loop looks at it.
 
+mod curve;
 mod exit;
 
 use std::process::ExitCode;
@@ -54,6 +58,8 @@ struct Args {
     /// Log the worker's link to the broker.
     #[arg(short, long)]
     verbose: bool,
+    #[command(flatten)]
+    curve: curve::CurveArgs,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +77,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = WorkerConfig::default();
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.heartbeat_interval = std::time::Duration::from_millis(args.heartbeat_interval);
+    config.curve = args.curve.load().map_err(exit::context("CURVE keys"))?;
     if args.majortomo {
         config.version = Version::V02;
         config.framing = Framing::Delimited;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
+use crate::curve::CurveClient;
 use crate::frame::{self, Frame};
 use crate::poll;
 use crate::protocol::{self, ClientRequest, Dialect, Flavor, Framing, ProtocolError, ReplyKind, Version};
@@ -53,6 +54,11 @@ pub struct ClientConfig {
     /// How many times [`Client::request`] sends a request, each on a new
     /// socket, before it gives up (7/MDP's "retries"). Default: 3.
     pub attempts: u32,
+    /// Connect with CURVE (26/CURVEZMQ): the broker's public key and this
+    /// client's keys, set on every socket the client opens. A broker that
+    /// refuses the handshake looks like one that cannot be reached
+    /// ([`ClientError::Unreachable`]). Default: none (no encryption).
+    pub curve: Option<CurveClient>,
 }
 
 impl Default for ClientConfig {
@@ -63,6 +69,7 @@ impl Default for ClientConfig {
             flavor: Flavor::Rfc,
             timeout: Duration::from_millis(2500),
             attempts: 3,
+            curve: None,
         }
     }
 }
@@ -142,12 +149,15 @@ pub struct Reply {
     pub last: bool,
 }
 
-fn dealer(context: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, ClientError> {
+fn dealer(context: &zmq::Context, endpoint: &str, curve: Option<&CurveClient>) -> Result<zmq::Socket, ClientError> {
     let socket = context.socket(zmq::DEALER)?;
     socket.set_linger(0)?;
     socket.set_immediate(true)?;
     // So that brokers at IPv6 addresses (tcp://[::1]:5555) can be reached.
     socket.set_ipv6(true)?;
+    if let Some(curve) = curve {
+        curve.apply(&socket)?;
+    }
     socket.connect(endpoint)?;
     Ok(socket)
 }
@@ -261,7 +271,7 @@ impl Client {
             // socket that saw a failure is never used again.
             let mut socket = match self.socket.take() {
                 Some(socket) => socket,
-                None => dealer(&self.context, &self.endpoint)?,
+                None => dealer(&self.context, &self.endpoint, self.config.curve.as_ref())?,
             };
             if !wait_writable(&socket, self.config.timeout)? {
                 debug!("attempt {attempt}: no connection to {}", self.endpoint);
@@ -341,7 +351,7 @@ impl AsyncClient {
     /// Connects to the broker at `endpoint`.
     pub fn connect(endpoint: &str, config: ClientConfig) -> Result<AsyncClient, ClientError> {
         let context = zmq::Context::new();
-        let socket = dealer(&context, endpoint)?;
+        let socket = dealer(&context, endpoint, config.curve.as_ref())?;
         socket.set_sndtimeo(i32::try_from(config.timeout.as_millis()).unwrap_or(i32::MAX))?;
         Ok(AsyncClient {
             socket,

@@ -45,6 +45,8 @@
 //!   link's work inside `recv` (no thread hop per request), and a keeper
 //!   thread takes over only while the program holds a request; it
 //!   reconnects by itself.
+//! * [`curve`]: CURVE keys and certificate files, and the CURVE settings
+//!   of clients and workers ([`curve::CurveClient`]).
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
 //!   bytes, so bodies pass through the broker untouched; the only module
 //!   with `unsafe` code.
@@ -59,6 +61,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod curve;
 #[allow(unsafe_code)]
 pub mod frame;
 pub mod hex;

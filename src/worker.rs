@@ -84,6 +84,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use crate::curve::CurveClient;
 use crate::frame::{self, Frame};
 use crate::poll;
 use crate::protocol::{self, Dialect, Framing, FromWorker, Streaming, ToWorker, Version};
@@ -122,6 +123,10 @@ pub struct WorkerConfig {
     pub reconnect_delay: Duration,
     /// Longest wait before reconnecting. Default: 5 s.
     pub max_reconnect_delay: Duration,
+    /// Connect with CURVE (26/CURVEZMQ): the broker's public key and this
+    /// worker's keys, set on every socket, reconnections included.
+    /// Default: none (no encryption).
+    pub curve: Option<CurveClient>,
 }
 
 impl Default for WorkerConfig {
@@ -133,6 +138,7 @@ impl Default for WorkerConfig {
             heartbeat_liveness: 3,
             reconnect_delay: Duration::from_millis(100),
             max_reconnect_delay: Duration::from_secs(5),
+            curve: None,
         }
     }
 }
@@ -547,6 +553,9 @@ impl Link {
         socket.set_linger(100)?;
         // So that brokers at IPv6 addresses (tcp://[::1]:5555) can be reached.
         socket.set_ipv6(true)?;
+        if let Some(curve) = &self.config.curve {
+            curve.apply(&socket)?;
+        }
         socket.connect(&self.endpoint)?;
         self.socket = Some(socket);
         self.generation += 1;

@@ -1,6 +1,7 @@
 //! The integration tests, in one binary (each test binary links libzmq).
 
 mod common;
+mod curve;
 mod field_inputs;
 mod first_contact;
 mod hostile;

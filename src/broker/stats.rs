@@ -28,16 +28,17 @@ pub struct Stats {
     /// Requests dropped on arrival because their service's queue held
     /// [`Config::max_queued`](super::Config::max_queued) requests already.
     pub requests_dropped_queue_full: u64,
-    /// Requests dropped after waiting [`Config::request_timeout`]
-    /// (super::Config::request_timeout) for a worker.
+    /// Requests dropped after waiting
+    /// [`Config::request_timeout`](super::Config::request_timeout) for a
+    /// worker.
     pub requests_expired: u64,
     /// Workers that heartbeat while busy and were sent DISCONNECT for
-    /// holding one request past [`Config::busy_timeout`]
-    /// (super::Config::busy_timeout).
+    /// holding one request past
+    /// [`Config::busy_timeout`](super::Config::busy_timeout).
     pub busy_timeouts: u64,
-    /// Requests dropped after [`Config::max_deliveries`]
-    /// (super::Config::max_deliveries) deliveries to workers that died or
-    /// were disconnected holding them.
+    /// Requests dropped after
+    /// [`Config::max_deliveries`](super::Config::max_deliveries) deliveries
+    /// to workers that died or were disconnected holding them.
     pub requests_dropped_max_deliveries: u64,
     /// Requests dropped because their worker's reply could not fit in the
     /// bounds on peers' messages (frames, bytes).

@@ -6,6 +6,11 @@
 //! socket no peer can crash or rob (see `patches.rs`). The configuration
 //! below is ours: the Linux facts libzmq's CMake build would detect,
 //! written into `platform.hpp` as that build does.
+//!
+//! CURVE security (26/CURVEZMQ) is compiled in, on libsodium: libzmq
+//! 4.3.5 has no other implementation of it. The `libsodium-sys-stable`
+//! crate builds libsodium from the release it ships and links it
+//! statically; its headers reach this script as `DEP_SODIUM_INCLUDE`.
 
 mod patches;
 
@@ -52,6 +57,13 @@ const LINUX_PLATFORM: &[(&str, &str)] = &[
     ("ZMQ_CACHELINE_SIZE", "64"),
 ];
 
+/// What turns CURVE on, as libzmq's sources test it.
+/// `ZMQ_LIBSODIUM_RANDOMBYTES_CLOSE` stays undefined: with it, closing any
+/// context closes libsodium's random source under every other context of
+/// the process, which libzmq's own comment calls unsafe without
+/// refcounting; left open, it costs at most one file descriptor.
+const CURVE: &[(&str, &str)] = &[("ZMQ_HAVE_CURVE", "1"), ("ZMQ_USE_LIBSODIUM", "1")];
+
 fn main() {
     println!("cargo:rerun-if-changed=build");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -83,6 +95,11 @@ fn main() {
         .include(root.join("include"))
         .include(&src)
         .file(root.join("external/sha1/sha1.c"));
+    // Unset only when libsodium comes from SODIUM_LIB_DIR or pkg-config,
+    // whose headers the compiler then finds on its own search path.
+    if let Some(sodium) = env::var_os("DEP_SODIUM_INCLUDE") {
+        build.include(sodium);
+    }
     let mut sources: Vec<PathBuf> = fs::read_dir(&src)
         .expect("listing libzmq's sources")
         .map(|entry| entry.expect("reading libzmq's source directory").path())
@@ -135,8 +152,8 @@ fn source_dir() -> PathBuf {
 }
 
 fn platform_hpp() -> String {
-    let mut text = String::from("// Written by zmq-sys/build/main.rs: the platform facts for this build.\n");
-    for (name, value) in LINUX_PLATFORM {
+    let mut text = String::from("// Written by zmq-sys/build/main.rs: the platform facts and CURVE for this build.\n");
+    for (name, value) in LINUX_PLATFORM.iter().chain(CURVE) {
         text.push_str(&format!("#define {name} {value}\n"));
     }
     text

@@ -10,6 +10,11 @@
 
 use std::os::raw::{c_char, c_int, c_long, c_short, c_uint, c_void};
 
+// libzmq's CURVE calls libsodium. Naming the crate is what links its static
+// library into every program: rustc leaves a dependency that no code uses
+// (and its native libraries) out of the link.
+use libsodium_sys as _;
+
 /// A socket's file descriptor, as `ZMQ_FD` and `zmq_pollitem_t` carry it.
 pub type RawFd = c_int;
 
