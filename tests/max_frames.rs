@@ -13,22 +13,32 @@ use crate::common::*;
 /// The bound the tests run with: small, so that messages over it are cheap.
 const BOUND: u32 = 100;
 
-/// Watches one socket's disconnections through a libzmq monitor.
-struct Disconnects {
+/// A peer whose disconnections are watched through a libzmq monitor.
+///
+/// libzmq sends monitor events from its I/O thread and blocks while the
+/// reader is gone, stalling every socket of the context (the tests share
+/// one): the monitor is stopped before its reader goes (see `Drop`).
+struct Watched {
+    peer: Peer,
     monitor: zmq::Socket,
 }
 
-impl Disconnects {
-    fn watch(socket: &zmq::Socket) -> Disconnects {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let endpoint = format!("inproc://max-frames-monitor-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        socket
+/// Numbers the monitors' inproc endpoints.
+fn monitor_endpoint() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("inproc://max-frames-monitor-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Watched {
+    fn new(peer: Peer) -> Watched {
+        let endpoint = monitor_endpoint();
+        peer.socket
             .monitor(&endpoint, zmq::SocketEvent::DISCONNECTED as i32)
             .expect("monitor");
         let monitor = context().socket(zmq::PAIR).expect("monitor socket");
         monitor.set_rcvtimeo(50).expect("rcvtimeo");
         monitor.connect(&endpoint).expect("connect monitor");
-        Disconnects { monitor }
+        Watched { peer, monitor }
     }
 
     /// Whether the socket's connection closed within `within`.
@@ -47,6 +57,14 @@ impl Disconnects {
             }
         }
         false
+    }
+}
+
+impl Drop for Watched {
+    /// A new monitor with no events replaces the one being read (the zmq
+    /// crate cannot pass the null endpoint that would just stop it).
+    fn drop(&mut self) {
+        let _ = self.peer.socket.monitor(&monitor_endpoint(), 0);
     }
 }
 
@@ -69,11 +87,10 @@ fn a_router_drops_the_connection_that_sends_too_many_frames() {
     router.bind("tcp://127.0.0.1:*").expect("bind");
     let endpoint = router.get_last_endpoint().expect("endpoint").expect("utf-8");
 
-    let vandal = Peer::connect_as(&endpoint, Some(b"vandal"));
-    let disconnects = Disconnects::watch(&vandal.socket);
+    let vandal = Watched::new(Peer::connect_as(&endpoint, Some(b"vandal")));
     let neighbour = Peer::connect_as(&endpoint, Some(b"neighbour"));
-    vandal.send(&vec![&b""[..]; BOUND as usize + 1]);
-    assert!(disconnects.seen_within(WAIT), "the vandal's connection closes");
+    vandal.peer.send(&vec![&b""[..]; BOUND as usize + 1]);
+    assert!(vandal.seen_within(WAIT), "the vandal's connection closes");
     let at_bound = vec![&b"x"[..]; BOUND as usize];
     neighbour.send(&at_bound);
 
@@ -102,14 +119,10 @@ fn a_request_over_the_frame_bound_costs_only_its_senders_connection() {
     let client = Peer::connect(&broker.endpoint);
     assert_served(&client);
 
-    let vandal = Peer::connect(&broker.endpoint);
-    assert_served(&vandal);
-    let disconnects = Disconnects::watch(&vandal.socket);
-    vandal.send(&parts(&request_of(BOUND + 1)));
-    assert!(
-        disconnects.seen_within(WAIT),
-        "the broker closes the vandal's connection"
-    );
+    let vandal = Watched::new(Peer::connect(&broker.endpoint));
+    assert_served(&vandal.peer);
+    vandal.peer.send(&parts(&request_of(BOUND + 1)));
+    assert!(vandal.seen_within(WAIT), "the broker closes the vandal's connection");
 
     // The largest request the broker hands out: its worker's reply, two
     // frames longer, must fit the bound too.
@@ -144,12 +157,11 @@ fn a_router_drops_the_connection_whose_message_is_too_large_in_all() {
     router.bind("tcp://127.0.0.1:*").expect("bind");
     let endpoint = router.get_last_endpoint().expect("endpoint").expect("utf-8");
 
-    let vandal = Peer::connect_as(&endpoint, Some(b"vandal"));
-    let disconnects = Disconnects::watch(&vandal.socket);
+    let vandal = Watched::new(Peer::connect_as(&endpoint, Some(b"vandal")));
     let neighbour = Peer::connect_as(&endpoint, Some(b"neighbour"));
     let half = vec![7u8; LIMIT / 2];
-    vandal.send(&[&half, &half, b"x"]);
-    assert!(disconnects.seen_within(WAIT), "the vandal's connection closes");
+    vandal.peer.send(&[&half, &half, b"x"]);
+    assert!(vandal.seen_within(WAIT), "the vandal's connection closes");
     neighbour.send(&[&half, &half[1..], b"x"]);
 
     let deadline = Instant::now() + WAIT;
