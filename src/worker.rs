@@ -64,13 +64,19 @@
 //! minutes), and only afterwards holds it to the normal liveness while
 //! busy. A worker that answers each request within an interval never sends
 //! a HEARTBEAT while busy in the normal course (see below), so if it froze
-//! while holding a request (a stopped process, a deadlocked program, a host
-//! gone without a FIN), that request would wait out the busy timeout. So on
-//! each connection the worker sends one HEARTBEAT as soon as the program
+//! while holding a request (a stopped process, a host gone without a FIN),
+//! that request would wait out the busy timeout. (A program thread that
+//! deadlocks while this worker's thread heartbeats on cannot be told from
+//! one that works long: the broker's busy timeout bounds that case.) So on
+//! each connection the worker sends two HEARTBEATs as soon as the program
 //! takes its first request (from that connection): from then on the broker
 //! knows, and a worker that hangs mid-request has its request redelivered
-//! within liveness x interval, whatever it did before. It costs one
-//! three-frame message per registration.
+//! within liveness x interval, whatever it did before. Two, because one
+//! HEARTBEAT just after a request was handed out does not tell: a classic
+//! worker that was busy past its heartbeat time sends one as it finishes,
+//! which reaches the broker after its reply, when the next request has
+//! already gone to it; our broker needs two within one request. It costs
+//! two three-frame messages per registration.
 //!
 //! Every send is non-blocking and, as 7/MDP asks, a HEARTBEAT is otherwise
 //! only sent when nothing else was sent for a whole interval: any command
@@ -617,12 +623,12 @@ impl Link {
     }
 
     /// The program has just taken `request`: if it is the first it holds
-    /// from this connection, a HEARTBEAT shows the broker that this worker
+    /// from this connection, two HEARTBEATs show the broker that this worker
     /// heartbeats while busy (see the module docs). Tried again with the
-    /// next request if it could not be sent.
+    /// next request if they could not be sent.
     fn tell_busy_heartbeats(&mut self, request: &Request) {
         if !self.told_busy_heartbeats && request.generation == self.generation {
-            self.told_busy_heartbeats = self.send(FromWorker::Heartbeat);
+            self.told_busy_heartbeats = self.send(FromWorker::Heartbeat) && self.send(FromWorker::Heartbeat);
         }
     }
 

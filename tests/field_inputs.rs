@@ -295,7 +295,9 @@ fn a_reply_from_a_worker_taken_for_dead_is_delivered_once() {
     let client = Peer::connect(&broker.endpoint);
     client.send(&[b"", b"MDPC01", b"echo", b"job"]);
     let request = slow.recv_skipping_heartbeats();
-    slow.send(&[b"", b"MDPW01", &[4]]); // heartbeats while busy, then nothing
+    // Heartbeats while busy (two tell the broker so), then nothing.
+    slow.send(&[b"", b"MDPW01", &[4]]);
+    slow.send(&[b"", b"MDPW01", &[4]]);
     let fast = v01_worker(&broker.endpoint, "echo");
     let redelivered = fast.recv_skipping_heartbeats();
     assert_eq!(redelivered[5], b"job", "the silent worker was taken for dead");

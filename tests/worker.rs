@@ -268,7 +268,7 @@ fn errors_say_what_happened_and_chain_their_cause() {
 }
 
 #[test]
-fn the_first_request_on_each_connection_is_followed_at_once_by_one_heartbeat_and_no_more() {
+fn the_first_request_on_each_connection_is_followed_at_once_by_two_heartbeats_and_no_more() {
     // The broker learns that a worker heartbeats while busy only from a
     // HEARTBEAT sent while it holds a request. A long interval, so that no
     // heartbeat falls due on its own during the exchanges.
@@ -287,7 +287,9 @@ fn the_first_request_on_each_connection_is_followed_at_once_by_one_heartbeat_and
             worker.reply(request, body).expect("reply");
             let mut expected = Vec::new();
             if job == b"first" {
-                expected.push(heartbeat.clone()); // sent before recv returned
+                // Two, sent before recv returned: the broker's sign.
+                expected.push(heartbeat.clone());
+                expected.push(heartbeat.clone());
             }
             expected.push(frames(&[b"", b"MDPW01", &[3], b"client", b"", job]));
             for want in expected {

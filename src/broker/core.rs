@@ -693,11 +693,7 @@ impl Broker {
         }
         worker.heard_from(now, &self.config);
         match cmd {
-            FromWorker::Heartbeat => {
-                if worker.job.is_some() {
-                    worker.heartbeats_while_busy = true;
-                }
-            }
+            FromWorker::Heartbeat => worker.heartbeat(),
             FromWorker::Disconnect => self.delete_worker(key, "disconnected", false, now),
             FromWorker::Partial { client, body, .. } => self.worker_partial(key, &client, body, now),
             FromWorker::Final { client, body } => self.worker_final(key, &client, body, now),
@@ -1167,6 +1163,7 @@ fn hand_out(
         request,
         since: now,
         gathered: Some(Gathered::default()),
+        heartbeats: 0,
     });
     outbox.push(Outbound {
         recipient: Recipient::WorkerRequest(key),

@@ -79,6 +79,13 @@ impl Harness {
         out
     }
 
+    /// Two MDP/0.1 HEARTBEATs from a busy worker: what shows the broker
+    /// that it heartbeats while busy (one does not; see `Worker::heartbeat`).
+    fn busy_heartbeats(&mut self, worker: &str) {
+        self.send(worker, &[b"", b"MDPW01", &[4]]);
+        self.send(worker, &[b"", b"MDPW01", &[4]]);
+    }
+
     fn ready_v01(&mut self, worker: &str, service: &str) {
         self.send(worker, &[b"", b"MDPW01", &[1], service.as_bytes()]);
     }
@@ -396,7 +403,7 @@ fn busy_worker_that_heartbeats_while_busy_keeps_normal_liveness() {
     h.ready_v01("modern", "slow");
     h.request_v01("c1", "slow", "x");
     h.advance(INTERVAL);
-    h.send("modern", &[b"", b"MDPW01", &[4]]);
+    h.busy_heartbeats("modern");
     h.advance(INTERVAL * 2);
     assert_eq!(h.broker.worker_count(), 1);
     h.advance(INTERVAL);
@@ -411,7 +418,7 @@ fn request_of_an_expired_worker_goes_to_the_next_worker() {
     h.advance(INTERVAL);
     h.request_v01("c1", "echo", "job");
     h.advance(INTERVAL);
-    h.send("w1", &[b"", b"MDPW01", &[4]]); // w1 heartbeats while busy...
+    h.busy_heartbeats("w1");
     h.ready_v01("w2", "echo");
     h.sent();
     for _ in 0..3 {
@@ -754,7 +761,7 @@ fn a_late_reply_from_a_worker_taken_for_dead_reaches_the_client_once() {
     let mut h = Harness::new();
     h.ready_v01("w1", "echo");
     h.request_v01("c1", "echo", "job");
-    h.send("w1", &[b"", b"MDPW01", &[4]]); // heartbeats while busy
+    h.busy_heartbeats("w1");
     h.sent();
     h.advance(INTERVAL * 2);
     h.ready_v01("w2", "echo");
@@ -787,7 +794,7 @@ fn a_request_answered_late_while_it_waits_for_redelivery_is_not_dispatched() {
     let mut h = Harness::new();
     h.ready_v01("w1", "echo");
     h.request_v01("c1", "echo", "job");
-    h.send("w1", &[b"", b"MDPW01", &[4]]); // heartbeats while busy
+    h.busy_heartbeats("w1");
     h.advance(INTERVAL * 4);
     assert_eq!((h.broker.worker_count(), h.broker.queued(b"echo")), (0, 1));
     h.sent();
@@ -803,6 +810,7 @@ fn the_first_delivery_to_stream_a_part_owns_the_reply() {
     let mut h = Harness::new();
     h.ready_v02("w1", "stream");
     h.request_v02("c1", "stream", "job");
+    h.send("w1", &[b"MDPW02", &[5]]);
     h.send("w1", &[b"MDPW02", &[5]]); // heartbeats while busy
     h.advance(INTERVAL * 2);
     h.ready_v02("w2", "stream");
@@ -862,6 +870,7 @@ fn a_stream_that_has_begun_is_not_spliced_with_another_delivery() {
     h.ready_v02("w1", "stream");
     h.request_v02("c1", "stream", "job");
     h.send("w1", &[b"MDPW02", &[5]]);
+    h.send("w1", &[b"MDPW02", &[5]]);
     h.send("w1", &[b"MDPW02", &[3], b"c1", b"", b"part 1"]);
     h.advance(INTERVAL * 2);
     h.ready_v02("w2", "stream");
@@ -895,7 +904,7 @@ fn a_late_answer_holds_however_long_the_other_delivery_takes() {
     });
     h.ready_v01("w1", "echo");
     h.request_v01("c1", "echo", "job");
-    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.busy_heartbeats("w1");
     h.advance(INTERVAL * 2);
     h.ready_v01("w2", "echo");
     h.advance(INTERVAL);
@@ -991,7 +1000,7 @@ fn a_frozen_worker_that_heartbeated_while_busy_before_is_expired_on_liveness() {
     let mut h = Harness::new();
     h.ready_v01("w1", "echo");
     h.request_v01("c1", "echo", "first");
-    h.send("w1", &[b"", b"MDPW01", &[4]]);
+    h.busy_heartbeats("w1");
     h.send("w1", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
     h.request_v01("c1", "echo", "second");
     h.sent();
@@ -1063,4 +1072,21 @@ fn a_request_whose_reply_could_not_fit_the_bounds_is_dropped() {
     h.send("c3", &[b"", b"MDPC01", b"echo", &[0; 600]]);
     assert_eq!(h.sent(), vec![]);
     assert_eq!(h.broker.stats().requests_too_large, 2);
+}
+
+#[test]
+fn one_heartbeat_just_after_a_request_does_not_make_a_classic_worker_a_heartbeating_one() {
+    // A classic worker busy past its heartbeat time sends one HEARTBEAT as it
+    // finishes; it arrives after its reply, once the next request is its.
+    let mut h = Harness::new();
+    h.ready_v01("classic", "slow");
+    h.request_v01("c1", "slow", "first");
+    h.request_v01("c2", "slow", "second");
+    h.sent();
+    h.send("classic", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
+    h.send("classic", &[b"", b"MDPW01", &[4]]);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.broker.worker_count(), 1, "still allowed the busy timeout");
+    h.send("classic", &[b"", b"MDPW01", &[3], b"c2", b"", b"done"]);
+    assert!(h.sent().contains(&to("c2", &[b"", b"MDPC01", b"slow", b"done"])));
 }

@@ -23,6 +23,8 @@ pub struct Job {
     /// PARTIALs so far, sent with the FINAL's as its one REPLY; `None`
     /// once they outgrew the bounds (the client then gets no reply).
     pub gathered: Option<Gathered>,
+    /// HEARTBEATs received from the worker while it held this request.
+    pub heartbeats: u32,
 }
 
 /// PARTIAL bodies gathered for an MDP/0.1 client.
@@ -55,8 +57,9 @@ pub struct Worker {
     pub idle_ticket: Option<u64>,
     /// The request it is processing while busy.
     pub job: Option<Job>,
-    /// Whether it has ever sent a HEARTBEAT while busy; such a worker is
-    /// held to the normal liveness even while busy.
+    /// Whether it has shown that it heartbeats while busy (two HEARTBEATs
+    /// while holding one request: see [`Worker::heartbeat`]); such a worker
+    /// is held to the normal liveness even while busy.
     pub heartbeats_while_busy: bool,
     /// The instant of its current entry in the worker timers.
     pub timer_at: Instant,
@@ -133,6 +136,18 @@ impl Worker {
             Some(job) if self.heartbeats_while_busy => self.expires_at.min(job.since + config.busy_timeout),
             Some(job) => self.expires_at.max(job.since + config.busy_timeout),
             None => self.expires_at,
+        }
+    }
+
+    /// It sent a HEARTBEAT. Two while it holds one request show that it
+    /// heartbeats while busy. One does not: a classic worker busy past its
+    /// heartbeat time sends one as it finishes a request, after its reply,
+    /// and the broker may have handed it the next request by the time it
+    /// arrives (each delivery starts the count afresh).
+    pub fn heartbeat(&mut self) {
+        if let Some(job) = &mut self.job {
+            job.heartbeats += 1;
+            self.heartbeats_while_busy |= job.heartbeats >= 2;
         }
     }
 
