@@ -69,10 +69,19 @@ struct Args {
     max_deliveries: u32,
 
     /// Most requests waiting in one service's queue; a request that
-    /// arrives at a full queue is dropped (logged and counted). About 150
-    /// bytes each plus the body. 0: no limit.
+    /// arrives at a full queue is dropped (logged and counted), or makes
+    /// room by dropping the newest request of the client with the most
+    /// waiting. About 110 bytes each (16-byte body), plus the body beyond
+    /// 33 bytes. 0: no limit.
     #[arg(long, value_name = "N", default_value_t = Config::default().max_queued.unwrap_or(0))]
     max_queued: usize,
+
+    /// Most requests waiting in all services' queues together (requests
+    /// for many service names get round --max-queued; about 1.5 KB each
+    /// then); one that arrives when they are full is dropped (logged and
+    /// counted). 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = Config::default().max_queued_total.unwrap_or(0))]
+    max_queued_total: usize,
 
     /// Most bytes of replies kept for one client that reads slowly (its
     /// pipe is full); past it the reply stream being sent stops without its
@@ -106,6 +115,7 @@ impl Args {
         config.request_timeout = (self.request_timeout > 0).then(|| Duration::from_millis(self.request_timeout));
         config.max_deliveries = self.max_deliveries;
         config.max_queued = (self.max_queued > 0).then_some(self.max_queued);
+        config.max_queued_total = (self.max_queued_total > 0).then_some(self.max_queued_total);
         config.max_client_backlog = self.max_client_backlog;
         config.max_total_backlog = self.max_total_backlog;
         config.max_message_size = (self.max_message_size > 0).then_some(self.max_message_size);
@@ -115,6 +125,12 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // SIGHUP's default action kills the process; the server makes it
+    // harmless once it is bound, and until then this does (a supervisor
+    // may send one at any time).
+    if let Err(error) = signal_hook::flag::register(signal_hook::consts::SIGHUP, Default::default()) {
+        return fail(&format!("cannot handle SIGHUP: {error}"));
+    }
     let args = Args::parse();
     let (logging, rejected_filter) = match Logging::install(args.verbose) {
         Ok(installed) => installed,

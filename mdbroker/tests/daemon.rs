@@ -454,6 +454,46 @@ fn sighup_does_not_kill_the_broker() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Whether the process catches SIGHUP (bit 0 of `SigCgt` in /proc).
+fn catches_sighup(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & 1 != 0)
+}
+
+#[test]
+fn sighup_is_harmless_from_the_start_of_main() {
+    // A supervisor may send SIGHUP before the broker has bound: it is
+    // caught from the first thing main does, not from when the server runs.
+    let mut child = Command::new(BIN)
+        .args(["--bind", "tcp://127.0.0.1:*"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mdbroker");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !catches_sighup(child.id()) {
+        assert!(std::time::Instant::now() < deadline, "SIGHUP never caught");
+        assert!(child.try_wait().expect("try_wait").is_none(), "exited early");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    signal(&child, "HUP");
+    let stderr = child.stderr.take().expect("stderr");
+    let endpoint = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("listening on ").nth(1).map(str::to_owned))
+        .expect("the broker came up");
+    assert_served(&Peer::connect(&endpoint));
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn a_worker_misbehaving_in_a_loop_cannot_flood_the_log() {
     let (_daemon, rx, endpoint) = spawn_logging(&["--bind", "tcp://127.0.0.1:*"]);

@@ -40,7 +40,7 @@ use super::clock::Clock;
 use super::config::Config;
 use super::expired::{Expired, Silent};
 use super::mmi;
-use super::queue::{Pushed, Skipped, Waiting};
+use super::queue::{Pushed, Skipped, Waiting, shrink_map};
 use super::ratelimit::RateLimit;
 use super::reclaimed::{Ownership, Reclaimed, Verdict};
 use super::service::{Request, Service};
@@ -174,6 +174,8 @@ pub struct Broker {
     warnings: Warnings,
     /// Bytes of PARTIALs gathered for MDP/0.1 clients, all together.
     gathered_bytes: usize,
+    /// Requests waiting in all services' queues together.
+    queued_total: usize,
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
@@ -200,6 +202,7 @@ impl Broker {
             expired: Expired::new(config.expiry() * 4),
             warnings: Warnings::default(),
             gathered_bytes: 0,
+            queued_total: 0,
             clock: Clock::new(),
             grid: Grid::new(now, config.timer_resolution()),
             config,
@@ -340,6 +343,7 @@ impl Broker {
         for key in self.clients.unblock(identity) {
             if let Some(service) = self.services.get_mut(&key) {
                 let dropped = service.queue.remove_client(identity);
+                self.queued_total -= dropped;
                 self.stats.requests_for_departed_clients += dropped as u64;
             }
             self.drop_service_if_unused(key);
@@ -422,8 +426,12 @@ impl Broker {
                 return hand_out(worker_key, worker, request, now, &self.config, &mut self.outbox);
             }
         }
+        if self.config.max_queued_total.is_some_and(|max| self.queued_total >= max) {
+            return self.all_queues_full(key, &client, now);
+        }
         match service.queue.push(client.share(), connection, waiting, now, limit) {
             Pushed::Queued => {
+                self.queued_total += 1;
                 self.arm_expiry(key, now);
                 self.dispatch(key, now);
             }
@@ -464,6 +472,22 @@ impl Broker {
                 Text(service),
             );
         }
+    }
+
+    /// A request came while all queues together hold
+    /// [`Config::max_queued_total`]: it is dropped.
+    fn all_queues_full(&mut self, key: ServiceKey, client: &[u8], now: Instant) {
+        self.stats.requests_dropped_queue_full += 1;
+        if let Some(held_back) = self.warnings.queue_full.allow(now) {
+            warn!(
+                "request from client {} for '{}' dropped: {} requests wait in all services together already \
+                 (--max-queued-total) ({held_back} more since the last warning)",
+                Hex(client),
+                self.service_name(key),
+                self.queued_total,
+            );
+        }
+        self.drop_service_if_unused(key);
     }
 
     /// A request came for a service whose queue is full: it is dropped.
@@ -509,6 +533,9 @@ impl Broker {
             && let Some(service) = self.services.remove(&key)
         {
             self.service_keys.remove(&service.name[..]);
+            // A flood of requests for random names made them large.
+            shrink_map(&mut self.services);
+            shrink_map(&mut self.service_keys);
             debug!("service '{}' dropped", Text(&service.name));
         }
     }
@@ -533,6 +560,7 @@ impl Broker {
         };
         let workers = &mut self.workers;
         let mut skipped = Skipped::default();
+        let waiting_before = service.queue.len();
         loop {
             // Requests of departed clients, or answered by a late reply
             // meanwhile, are dropped; clients that do not read are parked.
@@ -547,6 +575,7 @@ impl Broker {
             };
             hand_out(worker_key, worker, request, now, &self.config, &mut self.outbox);
         }
+        self.queued_total -= waiting_before.saturating_sub(service.queue.len());
         if skipped.departed > 0 {
             debug!("{} requests of departed clients dropped", skipped.departed);
             self.stats.requests_for_departed_clients += skipped.departed;
@@ -908,6 +937,8 @@ impl Broker {
             );
         }
         self.worker_keys.remove(&worker.identity);
+        shrink_map(&mut self.workers);
+        shrink_map(&mut self.worker_keys);
         let workers = &self.workers;
         if let Some(service) = self.services.get_mut(&worker.service) {
             service.workers = service.workers.saturating_sub(1);
@@ -968,6 +999,7 @@ impl Broker {
             return;
         };
         service.queue.push_redelivered(request, now);
+        self.queued_total += 1;
         self.arm_expiry(key, now);
         self.dispatch(key, now);
     }
@@ -1088,6 +1120,7 @@ impl Broker {
         }
         service.expiry_timer = None;
         let (expired, next) = service.queue.expire(now, timeout);
+        self.queued_total -= expired;
         if expired > 0 {
             debug!(
                 "{expired} requests for '{}' expired after waiting {timeout:?}",
@@ -1117,6 +1150,7 @@ impl Broker {
             );
         }
         self.worker_keys.clear();
+        self.queued_total = 0;
         self.services.clear();
         self.service_keys.clear();
     }

@@ -440,7 +440,7 @@ fn shrink_deque<T>(deque: &mut VecDeque<T>) {
 }
 
 /// Gives back most of a map's memory once it is three quarters empty.
-fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+pub fn shrink_map<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > SHRINK_MIN_CAPACITY && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
     }

@@ -1090,3 +1090,24 @@ fn one_heartbeat_just_after_a_request_does_not_make_a_classic_worker_a_heartbeat
     h.send("classic", &[b"", b"MDPW01", &[3], b"c2", b"", b"done"]);
     assert!(h.sent().contains(&to("c2", &[b"", b"MDPC01", b"slow", b"done"])));
 }
+
+#[test]
+fn requests_for_many_services_are_bounded_in_all() {
+    let mut h = Harness::with(Config {
+        max_queued_total: Some(3),
+        ..config()
+    });
+    for (client, service) in [("c1", "a"), ("c2", "b"), ("c3", "c"), ("c4", "d")] {
+        h.request_v01(client, service, "x");
+    }
+    assert_eq!(h.broker.service_count(), 3, "the fourth name was not kept");
+    assert_eq!(h.broker.stats().requests_dropped_queue_full, 1);
+    h.ready_v01("w1", "a");
+    assert_eq!(requests_for(&h.sent(), "w1"), [b"c1"]);
+    h.request_v01("c5", "e", "x");
+    assert_eq!(h.broker.queued(b"e"), 1, "room again once one was taken");
+    h.advance(Duration::from_secs(3));
+    h.request_v01("c6", "f", "x");
+    h.request_v01("c7", "g", "x");
+    assert_eq!(h.broker.queued(b"g"), 1, "expired requests make room too");
+}

@@ -61,7 +61,9 @@ pub fn flood_memory(scene: &mut Scene) -> Result<Report, Failure> {
     let serving = served_from.elapsed();
     drop(pool);
     let after = scene.broker.memory_kib("VmRSS")?;
-    let per_request = (queued.saturating_sub(before) * 1024) as f64 / scene.requests.max(1) as f64;
+    // Per request the broker kept: all of them were served from the queue
+    // (a broker with a smaller --max-queued keeps fewer than were sent).
+    let per_request = (queued.saturating_sub(before) * 1024) as f64 / replies.max(1) as f64;
     let (requests, left) = (scene.requests, mib(after.saturating_sub(before)));
     Ok(Report {
         figure: format!(
