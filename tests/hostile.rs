@@ -250,3 +250,31 @@ fn a_client_that_fills_the_queue_does_not_keep_others_out() {
     assert_eq!(bodies[1], b"polite", "the polite client's turn came second");
     assert_eq!(polite.recv()[3], b"ok");
 }
+
+/// A connection that never completes ZeroMQ's handshake is closed after
+/// the handshake timeout: idle connections cannot hold the broker's file
+/// descriptors for long.
+#[test]
+fn a_connection_that_never_speaks_is_closed_after_the_handshake_timeout() {
+    use std::io::Read;
+    let mut config = patient_config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let broker = TestBroker::start_with(config);
+    let address = broker.endpoint.trim_start_matches("tcp://").to_owned();
+    let mut silent = std::net::TcpStream::connect(&address).expect("connect");
+    silent.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let since = Instant::now();
+    let mut buf = [0u8; 256];
+    // The broker's own greeting may come first; then the end of stream.
+    loop {
+        match silent.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(error) => panic!("the connection stayed open: {error}"),
+        }
+    }
+    let waited = since.elapsed();
+    assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
+    assert!(waited < WAIT, "closed after {waited:?}");
+}

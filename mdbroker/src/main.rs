@@ -83,6 +83,12 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = Config::default().max_queued_total.unwrap_or(0))]
     max_queued_total: usize,
 
+    /// How long a new connection may take to complete ZeroMQ's handshake
+    /// before it is closed, in milliseconds (a connection that never speaks
+    /// holds a file descriptor meanwhile). 0: no limit.
+    #[arg(long, value_name = "MS", default_value_t = default_ms(|c| c.handshake_timeout))]
+    handshake_timeout: u64,
+
     /// Most bytes of replies kept for one client that reads slowly (its
     /// pipe is full); past it the reply stream being sent stops without its
     /// FINAL, so the client's timeout and retry apply.
@@ -116,6 +122,7 @@ impl Args {
         config.max_deliveries = self.max_deliveries;
         config.max_queued = (self.max_queued > 0).then_some(self.max_queued);
         config.max_queued_total = (self.max_queued_total > 0).then_some(self.max_queued_total);
+        config.handshake_timeout = Duration::from_millis(self.handshake_timeout);
         config.max_client_backlog = self.max_client_backlog;
         config.max_total_backlog = self.max_total_backlog;
         config.max_message_size = (self.max_message_size > 0).then_some(self.max_message_size);

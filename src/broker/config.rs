@@ -65,6 +65,13 @@ pub struct Config {
     /// dropped, logged and counted like one for a full queue. `None` for no
     /// limit. Default: 1,000,000.
     pub max_queued_total: Option<usize>,
+    /// How long a new connection may take to complete ZeroMQ's handshake
+    /// (libzmq's `ZMQ_HANDSHAKE_IVL`) before it is closed. Every
+    /// connection holds a file descriptor from the moment it is accepted:
+    /// with libzmq's default of 30 s, a peer that opens connections and
+    /// never speaks can hold all of them that long. Real peers complete it
+    /// in milliseconds (CURVE's included). Default: 5,000 ms.
+    pub handshake_timeout: Duration,
     /// Most bytes of replies kept for one client whose pipe is full (it
     /// reads slowly); past it, the stream being sent stops without its
     /// FINAL. Default: 32 MiB.
@@ -107,6 +114,7 @@ impl Default for Config {
             max_deliveries: 3,
             max_queued: Some(100_000),
             max_queued_total: Some(1_000_000),
+            handshake_timeout: Duration::from_secs(5),
             max_client_backlog: 32 << 20,
             max_total_backlog: 256 << 20,
             max_message_size: Some(64 << 20),

@@ -259,6 +259,8 @@ impl Server {
         // reconnecting at once (after a broker restart) would overflow it and
         // wait out the kernel's SYN retries for tens of seconds.
         socket_call("setting the listen backlog", socket.set_backlog(LISTEN_BACKLOG))?;
+        let handshake_ms = i32::try_from(config.handshake_timeout.as_millis()).unwrap_or(i32::MAX);
+        socket_call("setting the handshake timeout", socket.set_handshake_ivl(handshake_ms))?;
         socket_call("setting the linger", socket.set_linger(LINGER.as_millis() as i32))?;
         let max_message_size = config
             .max_message_size
