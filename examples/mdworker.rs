@@ -99,7 +99,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         else {
             continue;
         };
-        std::thread::sleep(std::time::Duration::from_millis(args.work));
+        if !work(Duration::from_millis(args.work), &stop) {
+            break; // stopped mid-request: the broker gives it to another worker
+        }
         for i in 0..args.partials {
             worker.partial(&request, [format!("partial {i}")])?;
         }
@@ -110,4 +112,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     drop(worker); // sends DISCONNECT
     let _ = writeln!(std::io::stdout(), "served {served} requests");
     Ok(())
+}
+
+/// Simulated work of `length`, cut short by a stop signal: whether it was
+/// done. Sleeps in short steps so that SIGTERM stops the worker at once.
+fn work(length: Duration, stop: &AtomicBool) -> bool {
+    let done_at = std::time::Instant::now() + length;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = done_at.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
