@@ -55,7 +55,8 @@ struct Args {
     /// The example mdworker (default: examples/mdworker beside the broker).
     #[arg(long)]
     mdworker: Option<PathBuf>,
-    /// flood-memory: requests queued.
+    /// flood-memory, flood-expiry: requests queued (random-services: a
+    /// fifth of them, each for a service of its own).
     #[arg(long, default_value_t = 1_000_000)]
     requests: usize,
     /// big-messages: bytes of the one large body.
@@ -73,6 +74,8 @@ enum Scenario {
     HeartbeatingHostage,
     Takeover,
     FloodMemory,
+    FloodExpiry,
+    RandomServices,
     PipeliningClient,
     BigMessages,
     LogFlood,
@@ -80,11 +83,13 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 8] = [
+    const ALL: [Scenario; 10] = [
         Scenario::FrozenWorker,
         Scenario::HeartbeatingHostage,
         Scenario::Takeover,
         Scenario::FloodMemory,
+        Scenario::FloodExpiry,
+        Scenario::RandomServices,
         Scenario::PipeliningClient,
         Scenario::BigMessages,
         Scenario::LogFlood,
@@ -97,6 +102,8 @@ impl Scenario {
             Scenario::HeartbeatingHostage => "heartbeating-hostage",
             Scenario::Takeover => "takeover",
             Scenario::FloodMemory => "flood-memory",
+            Scenario::FloodExpiry => "flood-expiry",
+            Scenario::RandomServices => "random-services",
             Scenario::PipeliningClient => "pipelining-client",
             Scenario::BigMessages => "big-messages",
             Scenario::LogFlood => "log-flood",
@@ -111,6 +118,7 @@ impl Scenario {
             Scenario::HeartbeatingHostage => &[("--heartbeat-interval", "250"), ("--busy-timeout", "2000")],
             // Requests are kept until served, however long the flood takes.
             Scenario::FloodMemory => &[("--request-timeout", "0")],
+            Scenario::FloodExpiry | Scenario::RandomServices => &[("--request-timeout", "3000")],
             _ => &[],
         }
     }
@@ -122,6 +130,8 @@ impl Scenario {
             Scenario::Takeover => workers::takeover(scene),
             Scenario::PipeliningClient => workers::pipelining_client(scene),
             Scenario::FloodMemory => load::flood_memory(scene),
+            Scenario::FloodExpiry => load::flood_expiry(scene),
+            Scenario::RandomServices => load::random_services(scene),
             Scenario::BigMessages => load::big_messages(scene),
             Scenario::LogFlood => load::log_flood(scene),
             Scenario::Sighup => load::sighup(scene),

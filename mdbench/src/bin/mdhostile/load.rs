@@ -79,6 +79,79 @@ pub fn flood_memory(scene: &mut Scene) -> Result<Report, Failure> {
     })
 }
 
+/// The broker's `--request-timeout` in flood-expiry and random-services,
+/// and how long after it the memory is read (the broker idle by then).
+const EXPIRY: Duration = Duration::from_secs(3);
+const AFTER_EXPIRY: Duration = Duration::from_secs(4);
+
+/// Requests for a service with no worker, left to expire: the broker's
+/// memory per queued request, then once all have expired and it is idle.
+pub fn flood_expiry(scene: &mut Scene) -> Result<Report, Failure> {
+    let endpoint = scene.broker.endpoint.clone();
+    let before = scene.broker.memory_kib("VmRSS")?;
+    let flooders = (0..FLOODERS)
+        .map(|_| Peer::dealer_with(&scene.context, &endpoint, None, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for seq in 0..scene.requests {
+        flooders[seq % FLOODERS].request(b"flood", &(seq as u128).to_be_bytes())?;
+    }
+    expire_and_measure(scene, &flooders, started, before, scene.requests)
+}
+
+/// Requests each for a service of its own (`--max-queued` is per service):
+/// the broker's memory per request, then once all have expired.
+pub fn random_services(scene: &mut Scene) -> Result<Report, Failure> {
+    let endpoint = scene.broker.endpoint.clone();
+    let before = scene.broker.memory_kib("VmRSS")?;
+    let flooder = Peer::dealer_with(&scene.context, &endpoint, None, true)?;
+    let requests = scene.requests / 5;
+    let started = Instant::now();
+    for seq in 0..requests {
+        let name = format!("random.{seq:012}");
+        flooder.request(name.as_bytes(), &(seq as u128).to_be_bytes())?;
+    }
+    expire_and_measure(scene, std::slice::from_ref(&flooder), started, before, requests)
+}
+
+/// Waits until the flooders' requests are in, reads the memory, waits for
+/// them to expire, and reads it again.
+fn expire_and_measure(
+    scene: &mut Scene,
+    flooders: &[Peer],
+    started: Instant,
+    before: u64,
+    requests: usize,
+) -> Result<Report, Failure> {
+    for flooder in flooders {
+        flooder.request(b"mmi.service", b"flood")?;
+    }
+    let mut all_in = 0;
+    for flooder in flooders {
+        all_in += usize::from(answered(scene, flooder, started + FLOOD_WITHIN)?);
+    }
+    let queued = scene.broker.memory_kib("VmRSS")?;
+    let in_at = Instant::now();
+    while in_at.elapsed() < EXPIRY + AFTER_EXPIRY {
+        scene.broker.check()?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = scene.broker.memory_kib("VmRSS")?;
+    let per_request = (queued.saturating_sub(before) * 1024) as f64 / requests.max(1) as f64;
+    let left = mib(after.saturating_sub(before));
+    Ok(Report {
+        figure: format!(
+            "RSS {} MiB before; {requests} requests, {all_in} of {} senders' MMI answered after theirs: +{} MiB = \
+             {per_request:.0} B per request; {:.0} s after they expired (broker idle): +{left} MiB over before",
+            mib(before),
+            flooders.len(),
+            mib(queued.saturating_sub(before)),
+            AFTER_EXPIRY.as_secs_f64(),
+        ),
+        cell: format!("{per_request:.0} B/request; +{left} MiB after expiry"),
+    })
+}
+
 /// Whether the MMI answer `peer` is owed comes before `deadline`.
 fn answered(scene: &mut Scene, peer: &Peer, deadline: Instant) -> Result<bool, Failure> {
     while Instant::now() < deadline {
