@@ -94,18 +94,7 @@ fn a_router_drops_the_connection_that_sends_too_many_frames() {
     let at_bound = vec![&b"x"[..]; BOUND as usize];
     neighbour.send(&at_bound);
 
-    let deadline = Instant::now() + WAIT;
-    let (mut notice, mut served) = (false, false);
-    while !(notice && served) && Instant::now() < deadline {
-        let Ok(msg) = router.recv_multipart(0) else { continue };
-        match (msg[0].as_slice(), msg.len()) {
-            (b"vandal", 2) if msg[1].is_empty() => notice = true,
-            (b"neighbour", n) if n == BOUND as usize + 1 => served = true,
-            (id, n) => panic!("unexpected message from {id:?} with {n} frames"),
-        }
-    }
-    assert!(notice, "the router hears that the vandal left");
-    assert!(served, "a message of exactly the bound passes");
+    expect_departure_and_neighbour(&router, BOUND as usize + 1);
 }
 
 /// The broker: a client's REQUEST over the bound never reaches the worker,
@@ -164,13 +153,20 @@ fn a_router_drops_the_connection_whose_message_is_too_large_in_all() {
     assert!(vandal.seen_within(WAIT), "the vandal's connection closes");
     neighbour.send(&[&half, &half[1..], b"x"]);
 
+    expect_departure_and_neighbour(&router, 4);
+}
+
+/// Reads `router` until it has the vandal's departure notice and the
+/// neighbour's message of `frames` frames (routing id included), which
+/// must come within [`WAIT`]; anything else fails the test.
+fn expect_departure_and_neighbour(router: &zmq::Socket, frames: usize) {
     let deadline = Instant::now() + WAIT;
     let (mut notice, mut served) = (false, false);
     while !(notice && served) && Instant::now() < deadline {
         let Ok(msg) = router.recv_multipart(0) else { continue };
         match (msg[0].as_slice(), msg.len()) {
             (b"vandal", 2) if msg[1].is_empty() => notice = true,
-            (b"neighbour", 4) => served = true,
+            (b"neighbour", n) if n == frames => served = true,
             (id, n) => panic!("unexpected message from {id:?} with {n} frames"),
         }
     }

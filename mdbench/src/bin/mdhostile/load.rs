@@ -36,15 +36,7 @@ const ECHO_WITHIN: Duration = Duration::from_secs(5);
 pub fn flood_memory(scene: &mut Scene) -> Result<Report, Failure> {
     let endpoint = scene.broker.endpoint.clone();
     let before = scene.broker.memory_kib("VmRSS")?;
-    let flooders = (0..FLOODERS)
-        .map(|_| Peer::dealer_with(&scene.context, &endpoint, None, true))
-        .collect::<Result<Vec<_>, _>>()?;
-    let started = Instant::now();
-    let mut body = [0u8; 16];
-    for seq in 0..scene.requests {
-        body[..8].copy_from_slice(&(seq as u64).to_be_bytes());
-        flooders[seq % FLOODERS].request(b"flood", &body)?;
-    }
+    let (flooders, started) = flood(scene)?;
     // Each flooder's MMI request is answered after all its requests are in.
     for flooder in &flooders {
         flooder.request(b"mmi.service", b"flood")?;
@@ -87,16 +79,23 @@ const AFTER_EXPIRY: Duration = Duration::from_secs(4);
 /// Requests for a service with no worker, left to expire: the broker's
 /// memory per queued request, then once all have expired and it is idle.
 pub fn flood_expiry(scene: &mut Scene) -> Result<Report, Failure> {
-    let endpoint = scene.broker.endpoint.clone();
     let before = scene.broker.memory_kib("VmRSS")?;
+    let (flooders, started) = flood(scene)?;
+    expire_and_measure(scene, &flooders, started, before, scene.requests)
+}
+
+/// Sends the scene's requests (16-byte bodies: their number) for `flood`
+/// from [`FLOODERS`] DEALERs without high-water marks; the DEALERs, and
+/// when the flood began.
+fn flood(scene: &Scene) -> Result<(Vec<Peer>, Instant), Failure> {
     let flooders = (0..FLOODERS)
-        .map(|_| Peer::dealer_with(&scene.context, &endpoint, None, true))
+        .map(|_| Peer::dealer_with(&scene.context, &scene.broker.endpoint, None, true))
         .collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
     for seq in 0..scene.requests {
         flooders[seq % FLOODERS].request(b"flood", &(seq as u128).to_be_bytes())?;
     }
-    expire_and_measure(scene, &flooders, started, before, scene.requests)
+    Ok((flooders, started))
 }
 
 /// Requests each for a service of its own (`--max-queued` is per service):
