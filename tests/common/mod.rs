@@ -52,7 +52,17 @@ impl TestBroker {
     }
 
     pub fn bind(endpoints: &[String], config: Config) -> TestBroker {
-        let server = Server::bind(endpoints, config).expect("bind test broker");
+        TestBroker::serve(Server::bind(endpoints, config).expect("bind test broker"))
+    }
+
+    /// A broker on loopback with `security` on its endpoint.
+    pub fn start_secure(security: majordomo::security::Security) -> TestBroker {
+        let endpoints = ["tcp://127.0.0.1:*"];
+        TestBroker::serve(Server::bind_secure(&endpoints, test_config(), security).expect("bind test broker"))
+    }
+
+    /// Runs a bound `server` on a thread.
+    pub fn serve(server: Server) -> TestBroker {
         let endpoints = server.endpoints().to_vec();
         let stop = server.stop_handle();
         let thread = std::thread::spawn(move || server.run().expect("broker run"));
