@@ -133,13 +133,26 @@ impl Frame {
     /// The address of the peer that sent this frame (libzmq's
     /// `Peer-Address` property: an IP address for tcp://), if it has one.
     pub fn peer_address(&self) -> Option<String> {
-        // SAFETY: the message is initialised, the property name is a
-        // NUL-terminated string, and zmq_msg_gets only reads the message.
-        // What it returns is NULL or a NUL-terminated string owned by the
-        // message's metadata, which lives as long as the message: it is
-        // copied before `self` can be released.
+        self.property(c"Peer-Address")
+    }
+
+    /// The name the peer's handshake established (libzmq's `User-Id`
+    /// property: the user id of the ZAP reply that admitted the peer, see
+    /// 27/ZAP), if it has one. Every frame a connection delivers carries
+    /// it, so it is read per message rather than kept per peer.
+    pub fn user_id(&self) -> Option<String> {
+        self.property(c"User-Id")
+    }
+
+    /// A metadata property of the connection that delivered this frame.
+    fn property(&self, name: &std::ffi::CStr) -> Option<String> {
+        // SAFETY: the message is initialised, `name` is a NUL-terminated
+        // string, and zmq_msg_gets only reads the message. What it returns
+        // is NULL or a NUL-terminated string owned by the message's
+        // metadata, which lives as long as the message: it is copied
+        // before `self` can be released.
         unsafe {
-            let value = zmq_sys::zmq_msg_gets(self.msg.get(), c"Peer-Address".as_ptr());
+            let value = zmq_sys::zmq_msg_gets(self.msg.get(), name.as_ptr());
             if value.is_null() {
                 return None;
             }

@@ -47,6 +47,8 @@
 //!   reconnects by itself.
 //! * [`curve`]: CURVE keys and certificate files, and the CURVE settings
 //!   of clients and workers ([`curve::CurveClient`]).
+//! * [`security`]: CURVE and ZAP on the broker's endpoints (which keys
+//!   and addresses are admitted) and service access rules by peer name.
 //! * [`frame`]: a ZeroMQ frame that moves and is shared without copying its
 //!   bytes, so bodies pass through the broker untouched; the only module
 //!   with `unsafe` code.
@@ -67,6 +69,7 @@ pub mod frame;
 pub mod hex;
 mod poll;
 pub mod protocol;
+pub mod security;
 pub mod worker;
 
 pub use client::{AsyncClient, Client, ClientConfig, ClientError, Reply};

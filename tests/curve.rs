@@ -2,9 +2,10 @@
 //! files round-trip and are the ones pyzmq reads and writes, and that the
 //! crate's `Client`, `AsyncClient` and `Worker` talk through a CURVE broker
 //! and get nowhere with the wrong server key. The broker is a raw ROUTER
-//! set up as a CURVE server (the real broker does not speak CURVE yet);
-//! its socket monitor tells when a handshake failed, so the tests wait for
-//! that event instead of sleeping.
+//! set up as a CURVE server, so that tests see the exact frames (the real
+//! broker's CURVE is tested in tests/security.rs); its socket monitor
+//! tells when a handshake failed, so the tests wait for that event instead
+//! of sleeping.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -8,5 +8,6 @@ mod hostile;
 mod libraries;
 mod max_frames;
 mod routing_ids;
+mod security;
 mod wire;
 mod worker;

@@ -25,8 +25,14 @@ pub const STOP: u8 = 3;
 /// The smallest body that carries a sequence number and a send time.
 pub const MIN_BODY: usize = 16;
 
+/// The CURVE settings of every client and worker socket, with `--curve`.
+pub static CURVE: std::sync::OnceLock<majordomo::curve::CurveClient> = std::sync::OnceLock::new();
+
 fn dealer(context: &zmq::Context, endpoint: &str) -> zmq::Socket {
     let socket = context.socket(zmq::DEALER).expect("socket");
+    if let Some(curve) = CURVE.get() {
+        curve.apply(&socket).expect("CURVE client");
+    }
     socket.set_linger(0).expect("linger");
     socket.set_rcvhwm(100_000).expect("rcvhwm");
     socket.set_sndhwm(100_000).expect("sndhwm");

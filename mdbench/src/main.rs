@@ -30,6 +30,8 @@ use std::time::Duration;
 use clap::Parser;
 use majordomo::Version;
 use majordomo::broker::{Config, Server};
+use majordomo::curve::{Certificate, CurveClient, KeyPair};
+use majordomo::security::{Security, SecurityConfig};
 
 /// The one service the benchmark uses.
 pub const SERVICE: &str = "echo";
@@ -99,9 +101,17 @@ struct Args {
     /// With --peers: requests per client run.
     #[arg(long, default_value_t = 5000)]
     peers_count: u64,
+    /// Secure the broker with CURVE (every client and worker connection
+    /// encrypted; any key admitted, so the ZAP handler answers once per
+    /// connection): what encryption costs. The broker system only.
+    #[arg(long)]
+    curve: bool,
     /// Internal: serve as this system on an ephemeral port, print it, run.
     #[arg(long, hide = true)]
     serve: Option<System>,
+    /// Internal: the served broker's secret certificate (with --curve).
+    #[arg(long, hide = true)]
+    serve_curve_key: Option<std::path::PathBuf>,
     /// Internal: serve as the heartbeat echo floor on an ephemeral port.
     #[arg(long, hide = true)]
     serve_heartbeat_echo: bool,
@@ -159,7 +169,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     if let Some(system) = args.serve {
-        return serve(system, version, Duration::from_millis(args.heartbeat_interval));
+        return serve(
+            system,
+            version,
+            Duration::from_millis(args.heartbeat_interval),
+            args.serve_curve_key.clone(),
+        );
     }
     if let Some(count) = args.serve_idle {
         let interval = Duration::from_millis(args.heartbeat_interval);
@@ -206,6 +221,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.curve {
+        if args.systems.iter().any(|s| *s != System::Broker) {
+            eprintln!("mdbench: --curve needs --systems broker (the forwarders speak no CURVE)");
+            return ExitCode::FAILURE;
+        }
+        if let Err(e) = curve_keys() {
+            eprintln!("mdbench: --curve: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mut results: Vec<(System, Vec<Figures>)> = args.systems.iter().map(|s| (*s, Vec::new())).collect();
     for run in 1..=args.runs {
         for (system, figures) in &mut results {
@@ -224,18 +249,51 @@ fn main() -> ExitCode {
     summarise(&results)
 }
 
+/// The broker's secret certificate with `--curve`, for the child.
+static CURVE_KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// With `--curve`: a broker key pair in a temporary directory (for the
+/// child broker) and a client key pair for every load socket.
+fn curve_keys() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("mdbench-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let broker = KeyPair::generate()?;
+    let _ = std::fs::remove_file(dir.join("broker.key"));
+    let _ = std::fs::remove_file(dir.join("broker.key_secret"));
+    let (_, secret) = Certificate::from(broker.clone()).save(&dir, "broker")?;
+    let _ = CURVE_KEY.set(secret);
+    let _ = load::CURVE.set(CurveClient {
+        server: broker.public,
+        keys: KeyPair::generate()?,
+    });
+    Ok(())
+}
+
+/// The broker, bound with CURVE if `curve_key` is given.
+fn bind_broker(config: Config, curve_key: Option<std::path::PathBuf>) -> Result<Server, Box<dyn std::error::Error>> {
+    let Some(path) = curve_key else {
+        return Ok(Server::bind(&[LOOPBACK], config)?);
+    };
+    let mut security = SecurityConfig::default();
+    security.curve_secret_key = Some(path);
+    Ok(Server::bind_secure(&[LOOPBACK], config, Security::load(security)?)?)
+}
+
 /// Child process: bind an ephemeral loopback port, print it, serve.
-fn serve(system: System, version: Version, heartbeat_interval: Duration) -> ExitCode {
+fn serve(
+    system: System,
+    version: Version,
+    heartbeat_interval: Duration,
+    curve_key: Option<std::path::PathBuf>,
+) -> ExitCode {
     let mut config = Config::default();
     config.heartbeat_interval = heartbeat_interval;
     let result: Result<(), Box<dyn std::error::Error>> = match system {
-        System::Broker => Server::bind(&[LOOPBACK], config)
-            .and_then(|server| {
-                announce(&server.endpoints()[0]);
-                server.stop_on_signals()?;
-                server.run()
-            })
-            .map_err(Into::into),
+        System::Broker => bind_broker(config, curve_key).and_then(|server| {
+            announce(&server.endpoints()[0]);
+            server.stop_on_signals()?;
+            Ok(server.run()?)
+        }),
         System::Lru | System::Rr => {
             let (_context, socket) = announced_router();
             let rule = if system == System::Lru {
@@ -297,6 +355,13 @@ fn spawn_serving(args: &Args, serve: &[&str], version: Version) -> Result<(Child
         .args(serve)
         .args(["--version", version_flag])
         .args(["--heartbeat-interval", &args.heartbeat_interval.to_string()])
+        .args(
+            CURVE_KEY
+                .get()
+                .map(|path| ["--serve-curve-key".as_ref(), path.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

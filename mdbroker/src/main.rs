@@ -6,12 +6,14 @@
 mod logging;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use logging::Logging;
 use majordomo::broker::{Config, Server};
+use majordomo::security::{self, Security, SecurityConfig};
 
 /// jemalloc rather than the C library's allocator: after a flood of
 /// requests has been served or has expired, glibc's malloc keeps most of
@@ -110,6 +112,29 @@ struct Args {
     /// frame held costs 64 bytes beyond its body). 0: no limit.
     #[arg(long, value_name = "N", default_value_t = Config::default().max_frames_per_message.unwrap_or(0))]
     max_frames: u32,
+
+    /// The broker's secret certificate (NAME.key_secret, as mdkeygen
+    /// writes it): every endpoint then requires CURVE, and NULL and PLAIN
+    /// peers are refused at the handshake. Default: no CURVE.
+    #[arg(long, value_name = "FILE")]
+    curve_secret_key: Option<PathBuf>,
+
+    /// Directory of public certificates (NAME.key): only these keys are
+    /// admitted, each peer named NAME. Re-read on SIGHUP. Without it, any
+    /// CURVE key is admitted (encryption without authentication).
+    #[arg(long, value_name = "DIR")]
+    curve_clients: Option<PathBuf>,
+
+    /// Source address block connections may come from (192.0.2.0/24,
+    /// fd00::/8; a bare address is one host); repeat for several. With or
+    /// without CURVE. Default: any address.
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = security::parse_net)]
+    allow_ip: Vec<ipnet::IpNet>,
+
+    /// Service access rules by peer name (TOML; see docs/security.md).
+    /// Needs --curve-clients. Re-read on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    acl: Option<PathBuf>,
 }
 
 impl Args {
@@ -128,6 +153,15 @@ impl Args {
         config.max_message_size = (self.max_message_size > 0).then_some(self.max_message_size);
         config.max_frames_per_message = (self.max_frames > 0).then_some(self.max_frames);
         config
+    }
+
+    fn security(&self) -> SecurityConfig {
+        let mut security = SecurityConfig::default();
+        security.curve_secret_key = self.curve_secret_key.clone();
+        security.curve_clients = self.curve_clients.clone();
+        security.allow_ip = self.allow_ip.clone();
+        security.acl = self.acl.clone();
+        security
     }
 }
 
@@ -179,7 +213,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let server = Server::bind(&args.binds, args.config())?;
+    let security = args.security();
+    let server = if security.is_on() {
+        Server::bind_secure(&args.binds, args.config(), Security::load(security)?)?
+    } else {
+        Server::bind(&args.binds, args.config())?
+    };
     match file_limit {
         Ok(limit) => log::info!("open files limit: {limit}"),
         Err(error) => log::warn!("cannot raise the open files limit: {error}"),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::*;
+use majordomo::curve::{Certificate, CurveClient, KeyPair};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mdbroker");
 
@@ -712,4 +713,177 @@ fn the_last_log_lines_are_written_before_a_normal_exit() {
     assert!(status.success(), "{status:?}");
     let lines: Vec<String> = std::iter::from_fn(|| rx.recv_timeout(WAIT).ok()).take(100).collect();
     assert!(lines.iter().any(|line| line.contains("stopped;")), "{lines:?}");
+}
+
+/// Key files for a secured daemon: the broker's pair in `DIR`, public
+/// certificates in `DIR/clients`, peers' secret ones in `DIR/secrets`.
+struct KeyDir(tempfile::TempDir);
+
+impl KeyDir {
+    fn new() -> KeyDir {
+        let dir = KeyDir(tempfile::tempdir().expect("temporary directory"));
+        for sub in ["clients", "secrets"] {
+            std::fs::create_dir(dir.path(sub)).expect("mkdir");
+        }
+        Certificate::from(KeyPair::generate().expect("keys"))
+            .save(dir.0.path(), "broker")
+            .expect("save");
+        dir
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.path().join(name).to_str().expect("UTF-8 path").to_owned()
+    }
+
+    /// Makes `name`'s pair and lists its public key.
+    fn add(&self, name: &str) {
+        let (public, _) = Certificate::from(KeyPair::generate().expect("keys"))
+            .save(self.path("secrets"), name)
+            .expect("save");
+        std::fs::copy(public, self.path(&format!("clients/{name}.key"))).expect("copy");
+    }
+
+    fn client(&self, name: &str) -> CurveClient {
+        let secret = self.path(&format!("secrets/{name}.key_secret"));
+        CurveClient::from_files(self.path("broker.key"), secret).expect("client keys")
+    }
+}
+
+/// Waits for a logged line containing `needle`; fails after [`WAIT`].
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn security_settings_that_cannot_work_are_one_line_and_exit_non_zero() {
+    let keys = KeyDir::new();
+    let acl = keys.path("acl.toml");
+    std::fs::write(&acl, "default = \"perhaps\"\n").expect("write");
+    let (secret, public, clients) = (
+        keys.path("broker.key_secret"),
+        keys.path("broker.key"),
+        keys.path("clients"),
+    );
+    let missing = keys.path("missing");
+    for (args, says) in [
+        (&["--curve-secret-key", &missing][..], "missing"),
+        (&["--curve-secret-key", &public], "no curve secret-key"),
+        (&["--curve-secret-key", &secret, "--curve-clients", &missing], "missing"),
+        (
+            &["--curve-clients", &clients],
+            "--curve-clients needs --curve-secret-key",
+        ),
+        (
+            &["--curve-secret-key", &secret, "--acl", &acl],
+            "--acl needs --curve-clients",
+        ),
+        (
+            &[
+                "--curve-secret-key",
+                &secret,
+                "--curve-clients",
+                &clients,
+                "--acl",
+                &acl,
+            ],
+            "acl.toml",
+        ),
+        (&["--allow-ip", "10.0.0.0/33"], "not an IP address or a CIDR block"),
+    ] {
+        let stderr = run_expecting_failure(&[&["--bind", "tcp://127.0.0.1:*"], args].concat());
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(lines.iter().any(|l| l.contains(says)), "{args:?}: {stderr}");
+        assert!(!stderr.contains("listening on"), "{args:?}: {stderr}");
+        if !args.contains(&"--allow-ip") {
+            assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn curve_without_a_client_list_warns_at_start() {
+    let keys = KeyDir::new();
+    let secret = keys.path("broker.key_secret");
+    let (_daemon, rx) = spawn_lines(
+        Command::new(BIN)
+            .args(["--bind", "tcp://127.0.0.1:*", "--curve-secret-key", &secret])
+            .env_remove("RUST_LOG"),
+    );
+    let line = wait_line(&rx, "without --curve-clients");
+    assert!(
+        line.contains("WARN") && line.contains("any CURVE key is admitted"),
+        "{line}"
+    );
+}
+
+#[test]
+fn sighup_rereads_the_client_keys_and_the_rules() {
+    let keys = KeyDir::new();
+    for name in ["alice", "bob", "worker"] {
+        keys.add(name);
+    }
+    let acl = keys.path("acl.toml");
+    let rules = |client: &str| {
+        format!("default = \"deny\"\n[[rule]]\nservice = \"echo\"\nworkers = [\"worker\"]\nclients = [\"{client}\"]\n")
+    };
+    std::fs::write(&acl, rules("alice")).expect("write");
+    let secret = keys.path("broker.key_secret");
+    let clients = keys.path("clients");
+    let (mut daemon, rx, endpoint) = spawn_logging(&[
+        "--bind",
+        "tcp://127.0.0.1:*",
+        "--curve-secret-key",
+        &secret,
+        "--curve-clients",
+        &clients,
+        "--acl",
+        &acl,
+    ]);
+    let worker = Watched::connect(&endpoint, Some(&keys.client("worker")), None);
+    worker.send(&[b"", b"MDPW01", &[1], b"echo"]);
+    let alice = Watched::connect(&endpoint, Some(&keys.client("alice")), None);
+    wait_served(&alice, "echo");
+
+    // A new key is admitted and a removed one refused, on new connections.
+    keys.add("carol");
+    std::fs::remove_file(keys.path("clients/bob.key")).expect("remove");
+    signal(&daemon, "HUP");
+    wait_line(&rx, "SIGHUP: reloaded 3 client keys and 1 access rules");
+    let carol = Watched::connect(&endpoint, Some(&keys.client("carol")), None);
+    assert_eq!(mmi_service(&carol, "echo"), b"200");
+    let bob = Watched::connect(&endpoint, Some(&keys.client("bob")), None);
+    assert_eq!(bob.handshake(), zmq::SocketEvent::HANDSHAKE_FAILED_AUTH);
+
+    // A rule change applies to the next message of a peer connected before.
+    std::fs::write(&acl, rules("carol")).expect("write");
+    signal(&daemon, "HUP");
+    wait_line(&rx, "SIGHUP: reloaded");
+    alice.send(&[b"", b"MDPC01", b"echo", b"from alice"]);
+    assert_eq!(mmi_service(&alice, "echo"), b"200");
+    wait_line(&rx, "may not request 'echo'");
+    carol.send(&[b"", b"MDPC01", b"echo", b"from carol"]);
+    let request = worker.recv_skipping_heartbeats();
+    assert_eq!(request.last().map(Vec::as_slice), Some(&b"from carol"[..]));
+
+    // A file that does not parse is reported; the old rules stay.
+    std::fs::write(&acl, "[[rule]]\nservice = \"a*b\"\n").expect("write");
+    signal(&daemon, "HUP");
+    let line = wait_line(&rx, "SIGHUP:");
+    assert!(line.contains("acl.toml") && line.contains("stay in force"), "{line}");
+    worker.send(&[b"", b"MDPW01", &[3], &request[3], b"", b"done"]);
+    assert_eq!(carol.recv().last().map(Vec::as_slice), Some(&b"done"[..]));
+    carol.send(&[b"", b"MDPC01", b"echo", b"again"]);
+    let request = worker.recv_skipping_heartbeats();
+    assert_eq!(request.last().map(Vec::as_slice), Some(&b"again"[..]));
+    signal(&daemon, "TERM");
+    assert!(wait_exit(&mut daemon, WAIT).expect("exit").success());
 }

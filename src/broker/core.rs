@@ -35,6 +35,7 @@ use crate::protocol::{
     self, ClientReply, ClientRequest, Dialect, FromWorker, Inbound, ProtocolError, ReplyKind, ToWorker,
 };
 
+use super::access::{Access, Open};
 use super::clients::{Clients, Connection};
 use super::clock::Clock;
 use super::config::Config;
@@ -189,6 +190,8 @@ pub struct Broker {
     /// When each service's oldest waiting request expires.
     request_timers: Timers,
     outbox: Vec<Outbound>,
+    /// Who may register and request what (see `access`).
+    access: Box<dyn Access>,
 }
 
 impl Broker {
@@ -216,7 +219,14 @@ impl Broker {
             worker_timers: Timers::default(),
             request_timers: Timers::default(),
             outbox: Vec::new(),
+            access: Box::new(Open),
         }
+    }
+
+    /// Puts `access` in force from the next message on (a READY or request
+    /// it refuses is refused whoever sent it before).
+    pub fn set_access(&mut self, access: Box<dyn Access>) {
+        self.access = access;
     }
 
     /// The configuration in force.
@@ -389,6 +399,10 @@ impl Broker {
                 request,
             };
             self.reply_to_client(to, ReplyKind::Final, cmd.service, body);
+            return;
+        }
+        if !self.access.may_request(&cmd.service, &cmd.service) {
+            self.stats.requests_refused += 1;
             return;
         }
         if !self.reply_would_fit(&cmd.body) {
@@ -681,6 +695,11 @@ impl Broker {
                     service_frame.peer_address().unwrap_or_else(|| "?".into())
                 );
             }
+            self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
+            return;
+        }
+        if !self.access.may_register(service, service_frame) {
+            self.stats.registrations_refused += 1;
             self.send_to_worker(identity, dialect, ToWorker::Disconnect, Recipient::Departing);
             return;
         }

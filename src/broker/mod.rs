@@ -21,6 +21,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
 )]
 
+mod access;
 mod backlog;
 mod clients;
 mod clock;
@@ -30,7 +31,7 @@ mod endpoint;
 mod expired;
 mod mmi;
 mod queue;
-mod ratelimit;
+pub(crate) mod ratelimit;
 mod reclaimed;
 pub mod server;
 mod service;
@@ -41,6 +42,7 @@ mod timers;
 mod worker;
 
 pub use self::core::{Broker, Outbound, Recipient, ServiceKey, WorkerKey};
+pub use access::{Access, Open};
 pub use config::Config;
 pub use server::{Server, ServerError, StopHandle};
 pub use stats::Stats;

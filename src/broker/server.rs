@@ -30,6 +30,7 @@ use super::endpoint::{self, IpcFile};
 use super::{Broker, Config, Outbound, Recipient};
 use crate::frame::{self, Frame};
 use crate::poll;
+use crate::security::{Security, ZapError, ZapHandler};
 
 /// How long the socket may spend flushing DISCONNECTs when the broker stops.
 const LINGER: Duration = Duration::from_millis(500);
@@ -61,6 +62,8 @@ pub enum ServerError {
     },
     /// The stop pipe could not be made, or a signal handler installed.
     Signals(io::Error),
+    /// The ZAP handler could not start.
+    Zap(ZapError),
 }
 
 impl fmt::Display for ServerError {
@@ -70,6 +73,7 @@ impl fmt::Display for ServerError {
             ServerError::Bind { endpoint, source, hint } => write!(f, "cannot bind {endpoint}: {source} ({hint})"),
             ServerError::Socket { what, .. } => write!(f, "broker socket: {what} failed"),
             ServerError::Signals(_) => write!(f, "cannot set up the stop pipe or signal handlers"),
+            ServerError::Zap(e) => write!(f, "{e}"),
         }
     }
 }
@@ -79,6 +83,7 @@ impl std::error::Error for ServerError {
         match self {
             ServerError::Bind { source, .. } | ServerError::Socket { source, .. } => Some(source),
             ServerError::Signals(e) => Some(e),
+            ServerError::Zap(e) => Some(e),
         }
     }
 }
@@ -211,6 +216,11 @@ impl StopHandle {
 /// ```
 pub struct Server {
     socket: zmq::Socket,
+    /// Answers the handshakes of a secured broker; dropped (stopped) after
+    /// the socket is closed, since a socket with no handler admits peers.
+    _zap: Option<ZapHandler>,
+    /// The keys and rules in force, read again on SIGHUP.
+    security: Option<Security>,
     endpoints: Vec<String>,
     /// Socket files of the ipc endpoints, removed when the broker stops.
     ipc_files: Vec<IpcFile>,
@@ -232,7 +242,33 @@ pub struct Server {
 impl Server {
     /// Creates the ROUTER socket and binds every endpoint.
     pub fn bind<S: AsRef<str>>(endpoints: &[S], config: Config) -> Result<Server, ServerError> {
+        Server::open(endpoints, config, None)
+    }
+
+    /// As [`Server::bind`], with `security` on every endpoint: its ZAP
+    /// handler starts before anything is bound, and SIGHUP (with
+    /// [`Server::stop_on_signals`]) reads its key list and rules again.
+    pub fn bind_secure<S: AsRef<str>>(
+        endpoints: &[S],
+        config: Config,
+        security: Security,
+    ) -> Result<Server, ServerError> {
+        Server::open(endpoints, config, Some(security))
+    }
+
+    fn open<S: AsRef<str>>(endpoints: &[S], config: Config, security: Option<Security>) -> Result<Server, ServerError> {
         let context = zmq::Context::new();
+        let (stop_rx, stop_tx) = UnixStream::pair()?;
+        let stop_tx = Arc::new(stop_tx);
+        let zap = match &security {
+            Some(security) => {
+                let broker = StopHandle {
+                    pipe: Arc::clone(&stop_tx),
+                };
+                Some(security.start_handler(&context, broker).map_err(ServerError::Zap)?)
+            }
+            None => None,
+        };
         let socket = socket_call("creating the ROUTER socket", context.socket(zmq::ROUTER))?;
         socket_call("setting ROUTER_MANDATORY", socket.set_router_mandatory(true))?;
         // The core drops queued requests of clients that have gone, and
@@ -267,6 +303,9 @@ impl Server {
             .map_or(-1, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
         socket_call("setting MAXMSGSIZE", socket.set_maxmsgsize(max_message_size))?;
         set_max_frames(&mut socket, config.max_frames_per_message)?;
+        if let Some(security) = &security {
+            socket_call("setting up CURVE and ZAP", security.apply(&socket))?;
+        }
         let mut ipc_files = Vec::new();
         let bound = match bind_all(&socket, endpoints, &mut ipc_files) {
             Ok(bound) => bound,
@@ -282,20 +321,24 @@ impl Server {
         if !departure_notices {
             broker.without_departure_notices();
         }
-        let (stop_rx, stop_tx) = UnixStream::pair()?;
+        if let Some(access) = security.as_ref().and_then(Security::access) {
+            broker.set_access(access);
+        }
         let (hangup_rx, hangup_tx) = UnixStream::pair()?;
         for end in [&stop_rx, &stop_tx, &hangup_rx, &hangup_tx] {
             end.set_nonblocking(true)?;
         }
         Ok(Server {
             socket,
+            _zap: zap,
+            security,
             endpoints: bound,
             ipc_files,
             backlog: Backlog::new(config.max_client_backlog, config.max_total_backlog),
             retry_at: None,
             broker,
             stop_rx,
-            stop_tx: Arc::new(stop_tx),
+            stop_tx,
             hangup_rx,
             hangup_tx,
             _context: context,
@@ -316,7 +359,8 @@ impl Server {
     }
 
     /// Makes SIGINT and SIGTERM stop the server (as [`StopHandle::stop`]),
-    /// and SIGHUP harmless (logged and ignored; it would otherwise kill the
+    /// and SIGHUP read the security settings' key list and rules again
+    /// (logged and ignored without them; it would otherwise kill the
     /// process).
     pub fn stop_on_signals(&self) -> Result<(), ServerError> {
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -381,9 +425,21 @@ impl Server {
         let [socket, stop, hangup] = &items;
         let (readable, stop, hangup) = (socket.is_readable(), stop.is_readable(), hangup.is_readable());
         if hangup && drain(&mut self.hangup_rx) {
-            info!("SIGHUP: nothing to reload yet; ignored");
+            self.reload();
         }
         Ok((readable, stop && self.stop_requested()))
+    }
+
+    /// SIGHUP: the security settings' files are read again.
+    fn reload(&mut self) {
+        match &mut self.security {
+            Some(security) => {
+                if let Some(access) = security.reload() {
+                    self.broker.set_access(access);
+                }
+            }
+            None => info!("SIGHUP: nothing to reload (no security settings); ignored"),
+        }
     }
 
     fn stop_requested(&mut self) -> bool {

@@ -43,4 +43,10 @@ pub struct Stats {
     /// Requests dropped because their worker's reply could not fit in the
     /// bounds on peers' messages (frames, bytes).
     pub requests_too_large: u64,
+    /// Requests dropped because the access policy does not let their
+    /// client request their service (`mdbroker --acl`).
+    pub requests_refused: u64,
+    /// READYs refused (DISCONNECT sent, nothing registered) because the
+    /// access policy does not let their worker serve the service.
+    pub registrations_refused: u64,
 }

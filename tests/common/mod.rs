@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use majordomo::broker::{Config, Server, StopHandle};
+use majordomo::curve::CurveClient;
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -52,7 +54,17 @@ impl TestBroker {
     }
 
     pub fn bind(endpoints: &[String], config: Config) -> TestBroker {
-        let server = Server::bind(endpoints, config).expect("bind test broker");
+        TestBroker::serve(Server::bind(endpoints, config).expect("bind test broker"))
+    }
+
+    /// A broker on loopback with `security` on its endpoint.
+    pub fn start_secure(security: majordomo::security::Security) -> TestBroker {
+        let endpoints = ["tcp://127.0.0.1:*"];
+        TestBroker::serve(Server::bind_secure(&endpoints, test_config(), security).expect("bind test broker"))
+    }
+
+    /// Runs a bound `server` on a thread.
+    pub fn serve(server: Server) -> TestBroker {
         let endpoints = server.endpoints().to_vec();
         let stop = server.stop_handle();
         let thread = std::thread::spawn(move || server.run().expect("broker run"));
@@ -243,4 +255,99 @@ pub fn built_example(name: &str) -> Option<std::path::PathBuf> {
         .join("examples")
         .join(name);
     path.exists().then_some(path)
+}
+
+/// Numbers the monitors' inproc endpoints.
+static MONITORS: AtomicUsize = AtomicUsize::new(0);
+
+fn monitor_endpoint() -> String {
+    format!("inproc://watched-monitor-{}", MONITORS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A raw DEALER with optional CURVE settings and source address, and a
+/// monitor on how its handshakes end.
+pub struct Watched {
+    pub peer: Peer,
+    monitor: zmq::Socket,
+}
+
+impl Drop for Watched {
+    /// Stops the monitor before its reader goes (see tests/curve.rs: a
+    /// monitor event with no reader stalls the shared context).
+    fn drop(&mut self) {
+        self.peer
+            .socket
+            .monitor(&monitor_endpoint(), 0)
+            .expect("stopping the monitor");
+    }
+}
+
+impl std::ops::Deref for Watched {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+impl Watched {
+    pub fn connect(endpoint: &str, curve: Option<&CurveClient>, source: Option<&str>) -> Watched {
+        let socket = context().socket(zmq::DEALER).expect("socket");
+        socket.set_linger(0).expect("linger");
+        socket.set_rcvtimeo(50).expect("rcvtimeo");
+        socket.set_sndtimeo(1000).expect("sndtimeo");
+        if let Some(curve) = curve {
+            curve.apply(&socket).expect("CURVE client");
+        }
+        let monitored = monitor_endpoint();
+        let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32
+            | zmq::SocketEvent::DISCONNECTED as i32;
+        socket.monitor(&monitored, events).expect("monitor");
+        let monitor = context().socket(zmq::PAIR).expect("monitor socket");
+        monitor.connect(&monitored).expect("monitor connect");
+        let target = match source {
+            Some(source) => format!("tcp://{source}:0;{}", endpoint.trim_start_matches("tcp://")),
+            None => endpoint.to_owned(),
+        };
+        socket.connect(&target).expect("connect");
+        Watched {
+            peer: Peer { socket },
+            monitor,
+        }
+    }
+
+    /// How its first handshake ended; fails the test after [`WAIT`].
+    pub fn handshake(&self) -> zmq::SocketEvent {
+        let timeout = i64::try_from(WAIT.as_millis()).expect("WAIT fits");
+        assert!(
+            self.monitor.poll(zmq::POLLIN, timeout).expect("poll monitor") > 0,
+            "no handshake within the deadline"
+        );
+        let msg = self.monitor.recv_multipart(0).expect("monitor event");
+        zmq::SocketEvent::from_raw(u16::from_ne_bytes([msg[0][0], msg[0][1]]))
+    }
+
+    /// Asserts its handshake failed.
+    pub fn expect_refused(&self) {
+        let event = self.handshake();
+        assert_ne!(event, zmq::SocketEvent::HANDSHAKE_SUCCEEDED, "admitted");
+    }
+}
+
+/// Asks `service`'s status through `peer`: 200 if it has workers.
+pub fn mmi_service(peer: &Peer, service: &str) -> Vec<u8> {
+    peer.send(&[b"", b"MDPC01", b"mmi.service", service.as_bytes()]);
+    let reply = peer.recv();
+    assert_eq!(reply[..3], frames(&[b"", b"MDPC01", b"mmi.service"])[..]);
+    reply[3].clone()
+}
+
+/// Asks until `service` has a worker; fails after [`WAIT`].
+pub fn wait_served(peer: &Peer, service: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while mmi_service(peer, service) != b"200" {
+        assert!(std::time::Instant::now() < deadline, "{service} never got a worker");
+    }
 }
