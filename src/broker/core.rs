@@ -177,6 +177,9 @@ pub struct Broker {
     gathered_bytes: usize,
     /// Requests waiting in all services' queues together.
     queued_total: usize,
+    /// The service with the most waiting, as of the last time one outgrew
+    /// it (see `make_room`).
+    largest_service: Option<ServiceKey>,
     stats: Stats,
     /// Source of worker keys, service keys and idle tickets.
     next_key: u64,
@@ -206,6 +209,7 @@ impl Broker {
             warnings: Warnings::default(),
             gathered_bytes: 0,
             queued_total: 0,
+            largest_service: None,
             clock: Clock::new(),
             grid: Grid::new(now, config.timer_resolution()),
             config,
@@ -440,12 +444,26 @@ impl Broker {
                 return hand_out(worker_key, worker, request, now, &self.config, &mut self.outbox);
             }
         }
-        if self.config.max_queued_total.is_some_and(|max| self.queued_total >= max) {
-            return self.all_queues_full(key, &client, now);
+        if self.config.max_queued_total.is_some_and(|max| self.queued_total >= max)
+            && !self.make_room(key, &client, connection, now)
+        {
+            self.all_queues_full(key, &client, now);
+            return self.drop_service_if_unused(key);
         }
-        match service.queue.push(client.share(), connection, waiting, now, limit) {
+        let Some(service) = self.services.get_mut(&key) else {
+            return;
+        };
+        let pushed = service.queue.push(client.share(), connection, waiting, now, limit);
+        let len_after = service.queue.len();
+        match pushed {
             Pushed::Queued => {
                 self.queued_total += 1;
+                if self
+                    .largest_service
+                    .is_none_or(|largest| self.services.get(&largest).is_none_or(|s| s.queue.len() < len_after))
+                {
+                    self.largest_service = Some(key);
+                }
                 self.arm_expiry(key, now);
                 self.dispatch(key, now);
             }
@@ -488,8 +506,35 @@ impl Broker {
         }
     }
 
-    /// A request came while all queues together hold
-    /// [`Config::max_queued_total`]: it is dropped.
+    /// All queues together hold [`Config::max_queued_total`] and `client`
+    /// has a request for `key`: makes room by dropping another client's
+    /// newest request in the service with the most waiting, from its
+    /// longest lane, if that lane is longer than `client`'s there by two
+    /// (longest queue drop across services: a client that fills every queue
+    /// loses its own requests, not everyone else's). The service with the
+    /// most waiting is tracked as of the last time one outgrew it, which
+    /// keeps this O(1). A flood of one request per service name leaves no
+    /// lane to spare: then the newcomer is dropped (requests that find an
+    /// idle worker are not queued, so they are unaffected). Whether room
+    /// was made.
+    fn make_room(&mut self, key: ServiceKey, client: &[u8], connection: Connection, now: Instant) -> bool {
+        let victim = self.largest_service.and_then(|largest| {
+            let service = self.services.get_mut(&largest)?;
+            Some((largest, service.queue.displace_for(client, connection)?))
+        });
+        let Some((service, victim)) = victim else {
+            return false;
+        };
+        self.queued_total -= 1;
+        self.all_queues_full(service, &victim, now);
+        if service != key {
+            self.drop_service_if_unused(service);
+        }
+        true
+    }
+
+    /// A request of `client` for `key` was dropped because all queues
+    /// together hold [`Config::max_queued_total`]: counted and logged.
     fn all_queues_full(&mut self, key: ServiceKey, client: &[u8], now: Instant) {
         self.stats.requests_dropped_queue_full += 1;
         if let Some(held_back) = self.warnings.queue_full.allow(now) {
@@ -501,7 +546,6 @@ impl Broker {
                 self.queued_total,
             );
         }
-        self.drop_service_if_unused(key);
     }
 
     /// A request came for a service whose queue is full: it is dropped.

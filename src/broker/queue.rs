@@ -207,7 +207,7 @@ impl Queue {
     /// The longest lane is tracked as of the last time a lane outgrew it,
     /// so it may be out of date (it has since been served from); the lane
     /// whose turn is next stands in when the tracked one has gone.
-    fn displace_for(&mut self, client: &[u8], connection: Connection) -> Option<Frame> {
+    pub fn displace_for(&mut self, client: &[u8], connection: Connection) -> Option<Frame> {
         let mine = self
             .lane_of
             .get(client)

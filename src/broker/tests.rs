@@ -1111,3 +1111,31 @@ fn requests_for_many_services_are_bounded_in_all() {
     h.request_v01("c7", "g", "x");
     assert_eq!(h.broker.queued(b"g"), 1, "expired requests make room too");
 }
+
+#[test]
+fn a_client_that_fills_every_queue_does_not_keep_others_out() {
+    let mut h = Harness::with(Config {
+        max_queued: Some(10),
+        max_queued_total: Some(30),
+        ..config()
+    });
+    // Three full services, all the flooder's.
+    for service in ["a", "b", "c"] {
+        for i in 0..10 {
+            h.request_v01("flood", service, &i.to_string());
+        }
+    }
+    h.ready_v01("w1", "slow");
+    h.request_v01("polite", "slow", "first");
+    h.request_v01("polite", "slow", "second");
+    assert_eq!(h.broker.queued(b"slow"), 1, "the second waits; the first went to w1");
+    assert_eq!(
+        h.broker.stats().requests_dropped_queue_full,
+        1,
+        "a flooder's request made room"
+    );
+    // The flooder's own newcomer is dropped, not one of its queued ones.
+    h.request_v01("flood", "a", "more");
+    assert_eq!(h.broker.stats().requests_dropped_queue_full, 2);
+    assert_eq!(h.broker.queued(b"slow"), 1);
+}
