@@ -37,6 +37,8 @@ pub struct Clock {
     paused: Duration,
     /// How late past a deadline counts as not having run.
     slack: Duration,
+    /// Broker time at which the broker last resumed after a gap.
+    resumed_at: Option<Instant>,
 }
 
 impl Clock {
@@ -49,6 +51,7 @@ impl Clock {
         Clock {
             paused: Duration::ZERO,
             slack,
+            resumed_at: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl Clock {
                 let resumed = due + self.slack;
                 let gap = now - resumed;
                 self.paused += gap;
+                self.resumed_at = Some(resumed);
                 if gap >= WARN_GAP {
                     warn!(
                         "the broker did not run for {gap:?} (process stopped or starved of CPU): deadlines moved by as much"
@@ -74,6 +78,14 @@ impl Clock {
             }
             _ => now,
         }
+    }
+
+    /// Whether the broker resumed after a gap less than `window` before
+    /// `now` (broker time): what it reads then was sent while it did not
+    /// run, and arrives in an order that says nothing of when it was sent.
+    pub fn resumed_within(&self, now: Instant, window: Duration) -> bool {
+        self.resumed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < window)
     }
 
     /// The real instant of the broker-time instant `at`.

@@ -785,7 +785,7 @@ impl Broker {
         }
         worker.heard_from(now, &self.config);
         match cmd {
-            FromWorker::Heartbeat => worker.heartbeat(),
+            FromWorker::Heartbeat => worker.heartbeat(self.clock.resumed_within(now, self.config.expiry())),
             FromWorker::Disconnect => self.delete_worker(key, "disconnected", false, now),
             FromWorker::Partial { client, body, .. } => self.worker_partial(key, &client, body, now),
             FromWorker::Final { client, body } => self.worker_final(key, &client, body, now),

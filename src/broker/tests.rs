@@ -1139,3 +1139,22 @@ fn a_client_that_fills_every_queue_does_not_keep_others_out() {
     assert_eq!(h.broker.stats().requests_dropped_queue_full, 2);
     assert_eq!(h.broker.queued(b"slow"), 1);
 }
+
+#[test]
+fn heartbeats_read_just_after_a_pause_of_the_broker_do_not_make_a_classic_worker_a_heartbeating_one() {
+    // The broker did not run for a second: a classic worker's HEARTBEATs,
+    // sent while it was idle, are read after the request that arrived
+    // meanwhile was handed to it.
+    let mut h = Harness::new();
+    h.ready_v01("classic", "slow");
+    h.advance(INTERVAL);
+    h.pause(Duration::from_secs(1));
+    h.request_v01("c1", "slow", "long job");
+    for _ in 0..4 {
+        h.send("classic", &[b"", b"MDPW01", &[4]]);
+    }
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.broker.worker_count(), 1, "still allowed the busy timeout");
+    h.send("classic", &[b"", b"MDPW01", &[3], b"c1", b"", b"done"]);
+    assert!(h.sent().contains(&to("c1", &[b"", b"MDPC01", b"slow", b"done"])));
+}

@@ -143,8 +143,14 @@ impl Worker {
     /// heartbeats while busy. One does not: a classic worker busy past its
     /// heartbeat time sends one as it finishes a request, after its reply,
     /// and the broker may have handed it the next request by the time it
-    /// arrives (each delivery starts the count afresh).
-    pub fn heartbeat(&mut self) {
+    /// arrives (each delivery starts the count afresh). Nor does any that
+    /// may have been sent before the request reached it (`stale`: read
+    /// just after the broker itself did not run for a while, when its
+    /// backlog of messages arrives in no telling order).
+    pub fn heartbeat(&mut self, stale: bool) {
+        if stale {
+            return;
+        }
         if let Some(job) = &mut self.job {
             job.heartbeats += 1;
             self.heartbeats_while_busy |= job.heartbeats >= 2;
