@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+mod curve;
 mod exit;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ struct Args {
     /// How long to wait for each reply, in milliseconds.
     #[arg(long, default_value_t = 2500)]
     timeout: u64,
+    #[command(flatten)]
+    curve: curve::CurveArgs,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.timeout = Duration::from_millis(args.timeout);
     config.attempts = 1;
+    config.curve = args.curve.load().map_err(exit::context("CURVE keys"))?;
     let at = format!("'{}' at {}", args.service, args.broker);
     let mut client = AsyncClient::connect(&args.broker, config).map_err(exit::context(at.clone()))?;
     let mut waiting: HashSet<u64> = HashSet::new();

@@ -12,6 +12,8 @@ use std::io::Write;
 use clap::Parser;
 use majordomo::{Client, ClientConfig, Version};
 
+mod curve;
+
 #[derive(Parser)]
 #[command(
     about = "Ask mmi.service whether a service has workers",
@@ -30,6 +32,8 @@ struct Args {
     /// Timeout in milliseconds.
     #[arg(long, default_value_t = 2500)]
     timeout: u64,
+    #[command(flatten)]
+    curve: curve::CurveArgs,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,13 @@ fn main() -> ExitCode {
     config.version = if args.version == 2 { Version::V02 } else { Version::V01 };
     config.timeout = Duration::from_millis(args.timeout);
     config.attempts = 1;
+    config.curve = match args.curve.load() {
+        Ok(curve) => curve,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "mmiecho: CURVE keys: {error}");
+            return ExitCode::from(2);
+        }
+    };
     match Client::new(&args.broker, config).service_exists(&args.service) {
         Ok(true) => {
             let _ = writeln!(std::io::stdout(), "{}: 200 (has workers)", args.service);

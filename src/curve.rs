@@ -334,7 +334,7 @@ impl Certificate {
     /// certificate file.
     pub fn load(path: impl AsRef<Path>) -> Result<Certificate, CurveError> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|source| CurveError::Io {
+        let text = crate::small_file::read(path).map_err(|source| CurveError::Io {
             path: path.to_owned(),
             source,
         })?;

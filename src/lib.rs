@@ -70,6 +70,7 @@ pub mod hex;
 mod poll;
 pub mod protocol;
 pub mod security;
+mod small_file;
 pub mod worker;
 
 pub use client::{AsyncClient, Client, ClientConfig, ClientError, Reply};

@@ -73,7 +73,7 @@ mod tests {
     #[test]
     fn a_refused_ready_gets_disconnect_and_registers_nothing() {
         let mut broker = Broker::new(Config::default(), Instant::now());
-        broker.set_access(Box::new(OnlyOpen));
+        broker.set_access(Box::new(OnlyOpen), Instant::now());
         let sent = handle(&mut broker, "w", &[b"", b"MDPW01", &[1], b"echo"]);
         assert_eq!(sent, [vec![b"w".to_vec(), vec![], b"MDPW01".to_vec(), vec![5]]]);
         assert_eq!(broker.worker_count(), 0);
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn a_refused_request_is_dropped_and_counted_but_mmi_stays_open() {
         let mut broker = Broker::new(Config::default(), Instant::now());
-        broker.set_access(Box::new(OnlyOpen));
+        broker.set_access(Box::new(OnlyOpen), Instant::now());
         assert!(handle(&mut broker, "c", &[b"", b"MDPC01", b"echo", b"hi"]).is_empty());
         assert_eq!(broker.queued(b"echo"), 0);
         assert_eq!(broker.stats().requests_refused, 1);
@@ -93,5 +93,22 @@ mod tests {
         assert_eq!(sent[0][3..], [b"mmi.service".to_vec(), b"404".to_vec()]);
         handle(&mut broker, "c", &[b"", b"MDPC01", b"open", b"hi"]);
         assert_eq!(broker.queued(b"open"), 1);
+    }
+
+    #[test]
+    fn a_registered_worker_no_longer_allowed_is_disconnected_when_the_rules_change() {
+        let mut broker = Broker::new(Config::default(), Instant::now());
+        handle(&mut broker, "w", &[b"", b"MDPW01", &[1], b"echo"]);
+        handle(&mut broker, "v", &[b"", b"MDPW01", &[1], b"open"]);
+        assert_eq!(broker.worker_count(), 2);
+        broker.set_access(Box::new(OnlyOpen), Instant::now());
+        let mut out = Vec::new();
+        broker.take_outbox(&mut out);
+        let sent: Vec<Vec<Vec<u8>>> = out
+            .iter()
+            .map(|o| o.frames.iter().map(|f| f.to_vec()).collect())
+            .collect();
+        assert_eq!(sent, [vec![b"w".to_vec(), vec![], b"MDPW01".to_vec(), vec![5]]]);
+        assert_eq!(broker.worker_count(), 1, "the worker still allowed stays");
     }
 }

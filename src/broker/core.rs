@@ -228,9 +228,25 @@ impl Broker {
     }
 
     /// Puts `access` in force from the next message on (a READY or request
-    /// it refuses is refused whoever sent it before).
-    pub fn set_access(&mut self, access: Box<dyn Access>) {
+    /// it refuses is refused whoever sent it before), and asks it again about
+    /// every registered worker: one it no longer lets serve its service gets
+    /// DISCONNECT and is forgotten (its request goes to another worker), so
+    /// that revoking a worker does not wait for it to reconnect.
+    pub fn set_access(&mut self, access: Box<dyn Access>, now: Instant) {
+        let now = self.broker_time(now);
         self.access = access;
+        let revoked: Vec<WorkerKey> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| {
+                let service = self.services.get(&worker.service).map_or(&[][..], |s| &s.name[..]);
+                !self.access.may_register(service, &worker.credentials)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in revoked {
+            self.violation(key, "may no longer serve its service (access rules reloaded)", now);
+        }
     }
 
     /// The configuration in force.
@@ -764,6 +780,7 @@ impl Broker {
             address,
             dialect,
             service: service_key,
+            credentials: service_frame.share(),
         };
         let worker = Worker::new(registration, ticket, now, &self.config, &self.grid);
         self.worker_timers.schedule(worker.timer_at, key.0);

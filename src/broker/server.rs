@@ -322,7 +322,7 @@ impl Server {
             broker.without_departure_notices();
         }
         if let Some(access) = security.as_ref().and_then(Security::access) {
-            broker.set_access(access);
+            broker.set_access(access, Instant::now());
         }
         let (hangup_rx, hangup_tx) = UnixStream::pair()?;
         for end in [&stop_rx, &stop_tx, &hangup_rx, &hangup_tx] {
@@ -435,7 +435,7 @@ impl Server {
         match &mut self.security {
             Some(security) => {
                 if let Some(access) = security.reload() {
-                    self.broker.set_access(access);
+                    self.broker.set_access(access, Instant::now());
                 }
             }
             None => info!("SIGHUP: nothing to reload (no security settings); ignored"),

@@ -47,6 +47,9 @@ pub struct Worker {
     pub address: Box<str>,
     /// How it frames its commands; the broker answers in kind.
     pub dialect: Dialect,
+    /// A frame of its READY: its connection's properties (see
+    /// `Broker::set_access`).
+    pub credentials: Frame,
     /// When it is dead unless heard from again (refreshed by any command).
     pub expires_at: Instant,
     /// When the broker last heard from it.
@@ -76,6 +79,9 @@ pub struct Registration {
     pub dialect: Dialect,
     /// The service it registers for.
     pub service: ServiceKey,
+    /// A frame of its READY, which carries its connection's properties
+    /// (the name the handshake gave it), for access checks later.
+    pub credentials: Frame,
 }
 
 impl Worker {
@@ -87,12 +93,14 @@ impl Worker {
             address,
             dialect,
             service,
+            credentials,
         } = registration;
         let mut worker = Worker {
             identity,
             address,
             service,
             dialect,
+            credentials,
             expires_at: now,
             last_heard: now,
             heartbeat_at: now,

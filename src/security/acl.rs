@@ -20,7 +20,6 @@
 //! in.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -189,7 +188,7 @@ impl Acl {
     /// Reads and checks an ACL file.
     pub fn load(path: impl AsRef<Path>) -> Result<Acl, AclError> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|source| AclError::Io {
+        let text = crate::small_file::read(path).map_err(|source| AclError::Io {
             path: path.to_owned(),
             source,
         })?;

@@ -177,6 +177,14 @@ impl Security {
             .map(CurveServer::from_file)
             .transpose()?;
         let files = Security::read_reloadable(&config)?;
+        if let Some(curve) = &curve {
+            // What clients must have as the server key: a secret file whose
+            // public key is not its secret key's shows here as a surprise.
+            info!("CURVE on; the broker's public key is {}", curve.keys.public);
+        }
+        if let Some(clients) = &files.clients {
+            info!("--curve-clients: {} client keys", clients.len());
+        }
         if curve.is_some() && files.clients.is_none() {
             warn!(
                 "--curve-secret-key without --curve-clients: connections are encrypted, but any CURVE key is \
