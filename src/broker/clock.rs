@@ -37,8 +37,9 @@ pub struct Clock {
     paused: Duration,
     /// How late past a deadline counts as not having run.
     slack: Duration,
-    /// Broker time at which the broker last resumed after a gap.
-    resumed_at: Option<Instant>,
+    /// Broker time at which the broker last resumed after a gap, and how
+    /// long that gap was.
+    resumed: Option<(Instant, Duration)>,
 }
 
 impl Clock {
@@ -51,7 +52,7 @@ impl Clock {
         Clock {
             paused: Duration::ZERO,
             slack,
-            resumed_at: None,
+            resumed: None,
         }
     }
 
@@ -66,7 +67,7 @@ impl Clock {
                 let resumed = due + self.slack;
                 let gap = now - resumed;
                 self.paused += gap;
-                self.resumed_at = Some(resumed);
+                self.resumed = Some((resumed, gap));
                 if gap >= WARN_GAP {
                     warn!(
                         "the broker did not run for {gap:?} (process stopped or starved of CPU): deadlines moved by as much"
@@ -80,12 +81,14 @@ impl Clock {
         }
     }
 
-    /// Whether the broker resumed after a gap less than `window` before
-    /// `now` (broker time): what it reads then was sent while it did not
-    /// run, and arrives in an order that says nothing of when it was sent.
-    pub fn resumed_within(&self, now: Instant, window: Duration) -> bool {
-        self.resumed_at
-            .is_some_and(|at| now.saturating_duration_since(at) < window)
+    /// The last gap, if the broker resumed from it less than its own
+    /// length before `now` (broker time): what it reads then was mostly
+    /// sent while it did not run, and arrives in an order that says nothing
+    /// of when it was sent.
+    pub fn recent_gap(&self, now: Instant) -> Option<Duration> {
+        self.resumed
+            .filter(|(at, gap)| now.saturating_duration_since(*at) < *gap)
+            .map(|(_, gap)| gap)
     }
 
     /// The real instant of the broker-time instant `at`.

@@ -802,7 +802,14 @@ impl Broker {
         }
         worker.heard_from(now, &self.config);
         match cmd {
-            FromWorker::Heartbeat => worker.heartbeat(self.clock.resumed_within(now, self.config.expiry())),
+            FromWorker::Heartbeat => {
+                // After a gap of an interval or more, a classic worker's
+                // idle heartbeats may be read after the request that came
+                // during the gap (see `Worker::heartbeat`).
+                let interval = self.config.heartbeat_interval;
+                let stale = self.clock.recent_gap(now).is_some_and(|gap| gap >= interval);
+                worker.heartbeat(stale)
+            }
             FromWorker::Disconnect => self.delete_worker(key, "disconnected", false, now),
             FromWorker::Partial { client, body, .. } => self.worker_partial(key, &client, body, now),
             FromWorker::Final { client, body } => self.worker_final(key, &client, body, now),

@@ -84,7 +84,12 @@ impl SecurityConfig {
 pub enum SecurityError {
     /// A certificate or the clients' directory could not be read (or
     /// libzmq has no CURVE).
-    Curve(CurveError),
+    Curve {
+        /// The flag that names the file or directory.
+        setting: &'static str,
+        /// What went wrong.
+        error: CurveError,
+    },
     /// A setting that needs another was given without it (the flags are
     /// named in the message).
     Needs {
@@ -109,9 +114,9 @@ impl fmt::Display for SecurityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // One line with every cause: operators read this one line.
-            SecurityError::Curve(e) => {
-                write!(f, "{e}")?;
-                let mut source = std::error::Error::source(e);
+            SecurityError::Curve { setting, error } => {
+                write!(f, "{setting}: {error}")?;
+                let mut source = std::error::Error::source(error);
                 while let Some(cause) = source {
                     write!(f, ": {cause}")?;
                     source = cause.source();
@@ -132,16 +137,17 @@ impl fmt::Display for SecurityError {
 impl std::error::Error for SecurityError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SecurityError::Curve(e) => Some(e),
+            SecurityError::Curve { error, .. } => Some(error),
             SecurityError::Acl(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<CurveError> for SecurityError {
-    fn from(e: CurveError) -> SecurityError {
-        SecurityError::Curve(e)
+impl SecurityError {
+    /// A CURVE error about what `setting` names.
+    fn curve(setting: &'static str) -> impl Fn(CurveError) -> SecurityError {
+        move |error| SecurityError::Curve { setting, error }
     }
 }
 
@@ -175,7 +181,8 @@ impl Security {
             .curve_secret_key
             .as_ref()
             .map(CurveServer::from_file)
-            .transpose()?;
+            .transpose()
+            .map_err(SecurityError::curve("--curve-secret-key"))?;
         let files = Security::read_reloadable(&config)?;
         if let Some(curve) = &curve {
             // What clients must have as the server key: a secret file whose
@@ -298,7 +305,7 @@ impl Security {
 /// Reads `--curve-clients`: each key with its file's name.
 fn read_clients(dir: &PathBuf) -> Result<HashMap<PublicKey, String>, SecurityError> {
     let mut clients: HashMap<PublicKey, String> = HashMap::new();
-    for (name, key) in curve::load_public_dir(dir)? {
+    for (name, key) in curve::load_public_dir(dir).map_err(SecurityError::curve("--curve-clients"))? {
         if let Some(other) = clients.insert(key, name.clone()) {
             return Err(SecurityError::DuplicateKey {
                 key,
