@@ -884,6 +884,24 @@ fn sighup_rereads_the_client_keys_and_the_rules() {
     carol.send(&[b"", b"MDPC01", b"echo", b"again"]);
     let request = worker.recv_skipping_heartbeats();
     assert_eq!(request.last().map(Vec::as_slice), Some(&b"again"[..]));
+
+    // A registered worker the new rules no longer allow is cut off at once:
+    // DISCONNECT, and the service has no worker.
+    std::fs::write(
+        &acl,
+        "default = \"deny\"\n[[rule]]\nservice = \"echo\"\nworkers = [\"alice\"]\nclients = [\"carol\"]\n",
+    )
+    .expect("write");
+    signal(&daemon, "HUP");
+    wait_line(&rx, "SIGHUP: reloaded");
+    let disconnect = frames(&[b"", b"MDPW01", &[5]]);
+    assert!(
+        std::iter::from_fn(|| worker.recv_within(std::time::Duration::from_millis(200)))
+            .take(25)
+            .any(|msg| msg == disconnect),
+        "the revoked worker gets DISCONNECT"
+    );
+    assert_eq!(mmi_service(&carol, "echo"), b"404");
     signal(&daemon, "TERM");
     assert!(wait_exit(&mut daemon, WAIT).expect("exit").success());
 }
