@@ -466,7 +466,15 @@ pub fn load_public_dir(dir: impl AsRef<Path>) -> Result<Vec<(String, PublicKey)>
         let Some(name) = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()) else {
             continue;
         };
-        keys.push((name, Certificate::load(&path)?.public));
+        let certificate = Certificate::load(&path)?;
+        if certificate.secret.is_some() {
+            log::warn!(
+                "{} holds a secret key: a directory of clients' keys should hold public certificates only \
+                 (NAME.key, not NAME.key_secret renamed)",
+                path.display()
+            );
+        }
+        keys.push((name, certificate.public));
     }
     keys.sort();
     Ok(keys)
