@@ -31,11 +31,7 @@ impl FakeBroker {
 
     /// The next message (routing id first), or None after `within`.
     fn recv_within(&self, within: Duration) -> Option<Vec<Vec<u8>>> {
-        let timeout = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
-        match self.socket.poll(zmq::POLLIN, timeout).expect("poll") {
-            0 => None,
-            _ => Some(self.socket.recv_multipart(0).expect("recv")),
-        }
+        poll_recv(&self.socket, within)
     }
 
     /// The next message; fails the test after [`WAIT`].

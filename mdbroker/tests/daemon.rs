@@ -51,28 +51,15 @@ fn spawn_broker(extra: &[&str]) -> (Daemon, String) {
     } else {
         &["--bind", "tcp://127.0.0.1:*"]
     };
-    let mut child = Command::new(BIN)
-        .args(bind)
-        .args(interval)
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(endpoint) = line.split("listening on ").nth(1) {
-                let _ = tx.send(endpoint.trim().to_string());
-            }
-        }
-    });
-    let child = Daemon(child);
-    let endpoint = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
-    (child, endpoint)
+    let (daemon, rx) = spawn_lines(
+        Command::new(BIN)
+            .args(bind)
+            .args(interval)
+            .args(extra)
+            .env_remove("RUST_LOG"),
+    );
+    let endpoint = first_endpoint(&rx);
+    (daemon, endpoint)
 }
 
 /// Spawns `command` (standard error piped, the rest null), killed when
@@ -98,13 +85,18 @@ fn spawn_lines(command: &mut Command) -> (Daemon, std::sync::mpsc::Receiver<Stri
 /// line it logs to the receiver, and waits for the first endpoint it binds.
 fn spawn_logging(args: &[&str]) -> (Daemon, std::sync::mpsc::Receiver<String>, String) {
     let (daemon, rx) = spawn_lines(Command::new(BIN).args(args).env_remove("RUST_LOG"));
-    let endpoint = loop {
+    let endpoint = first_endpoint(&rx);
+    (daemon, rx, endpoint)
+}
+
+/// The first endpoint the broker says it listens on, from its log lines.
+fn first_endpoint(rx: &std::sync::mpsc::Receiver<String>) -> String {
+    loop {
         let line = rx.recv_timeout(WAIT).expect("mdbroker never logged its endpoint");
         if let Some(endpoint) = line.split("listening on ").nth(1) {
-            break endpoint.trim().to_string();
+            return endpoint.trim().to_string();
         }
-    };
-    (daemon, rx, endpoint)
+    }
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
@@ -469,13 +461,7 @@ fn catches_sighup(pid: u32) -> bool {
 fn sighup_is_harmless_from_the_start_of_main() {
     // A supervisor may send SIGHUP before the broker has bound: it is
     // caught from the first thing main does, not from when the server runs.
-    let mut child = Command::new(BIN)
-        .args(["--bind", "tcp://127.0.0.1:*"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mdbroker");
+    let (mut child, rx) = spawn_lines(Command::new(BIN).args(["--bind", "tcp://127.0.0.1:*"]));
     let deadline = std::time::Instant::now() + WAIT;
     while !catches_sighup(child.id()) {
         assert!(std::time::Instant::now() < deadline, "SIGHUP never caught");
@@ -483,12 +469,7 @@ fn sighup_is_harmless_from_the_start_of_main() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     signal(&child, "HUP");
-    let stderr = child.stderr.take().expect("stderr");
-    let endpoint = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.split("listening on ").nth(1).map(str::to_owned))
-        .expect("the broker came up");
+    let endpoint = first_endpoint(&rx);
     assert_served(&Peer::connect(&endpoint));
     signal(&child, "TERM");
     let status = wait_exit(&mut child, WAIT).expect("mdbroker did not exit");

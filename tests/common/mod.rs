@@ -167,6 +167,16 @@ impl Peer {
     }
 }
 
+/// The next message on any socket (a ROUTER's with its routing id
+/// first), or None once `within` has passed.
+pub fn poll_recv(socket: &zmq::Socket, within: Duration) -> Option<Vec<Vec<u8>>> {
+    let timeout = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+    match socket.poll(zmq::POLLIN, timeout).expect("poll") {
+        0 => None,
+        _ => Some(socket.recv_multipart(0).expect("recv")),
+    }
+}
+
 pub fn is_heartbeat(msg: &[Vec<u8>]) -> bool {
     let parts: Vec<&[u8]> = msg.iter().map(|f| f.as_slice()).collect();
     matches!(
